@@ -1,0 +1,3 @@
+from nurtured.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""The observations sources hand to the core, in the domain's words.
+
+A source plugin never decides anything about reminders: it only reports
+*cards* (what an address book says about someone) and *interactions* (dated
+traces of contact). Both are plain values so that plugins stay independent
+of how the core stores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Direction = Literal["out", "in", "mutual"]
+DIRECTIONS: tuple[Direction, ...] = ("out", "in", "mutual")
+CHANNELS = ("call", "email", "meeting", "message", "note")
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One record of a person in one source (a vCard, a CSV row).
+
+    `uid` is stable within its source; `tags` are vCard CATEGORIES;
+    `birthday`/`anniversary` are kept as the source wrote them.
+    """
+
+    uid: str
+    name: str
+    given_name: str = ""
+    nickname: str = ""
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    org: str = ""
+    birthday: str = ""
+    anniversary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """A dated trace of contact with someone.
+
+    `who` names the person the way the source knows them: an email address,
+    a phone number or a name. The store resolves it to a person; one it cannot
+    resolve yet is kept and attached as soon as a matching card appears.
+    `external_id` is unique within the source, so re-reading never
+    double-counts.
+    """
+
+    external_id: str
+    who: str
+    at: datetime
+    direction: Direction
+    channel: str = "note"
+    note: str = ""

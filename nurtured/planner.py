@@ -1,0 +1,222 @@
+"""Pure planning: when to nudge whom, and which waiting nudges may go out now.
+
+Nothing here reads a clock, a file or a database: every function takes the
+state it needs and a `now`. That keeps the rules exact and testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
+
+from nurtured.clock import format_duration
+from nurtured.rules import Rule, first_match
+
+CADENCE = "cadence"
+LIGHT_TOUCH = "light_touch"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """An interaction as the planner sees it."""
+
+    at: datetime
+    direction: str  # out | in | mutual
+    channel: str = "note"
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PersonState:
+    """What the planner knows of one person.
+
+    `history` is sorted by time and holds at least the last `in`/`mutual`
+    contact and everything after it; older history does not change the plan.
+    `last_nudge_at` is when a nudge for this person last went out.
+    """
+
+    id: int
+    name: str
+    first_seen: datetime
+    preferred: str = ""
+    tags: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    notes: str = ""
+    history: tuple[Contact, ...] = ()
+    paused: bool = False
+    paused_until: datetime | None = None
+    snoozed_until: datetime | None = None
+    skipped_at: datetime | None = None
+    last_nudge_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The next nudge for a person (`kind` None: no nudge is planned) and why."""
+
+    rule: str | None
+    kind: str | None
+    due_at: datetime | None
+    reason: str
+    unanswered: int = 0
+    last_contact: Contact | None = None
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
+    """Plan one person's next nudge under the first rule that selects them."""
+    past = [c for c in person.history if c.at <= now]
+    last = past[-1] if past else None
+    rule = first_match(rules, person.name, person.tags, person.emails)
+    if rule is None:
+        return Plan(None, None, None, "no rule selects this person", 0, last)
+
+    # The outreaches since they were last in touch; any in/mutual contact resets all of it.
+    outs: list[Contact] = []
+    for contact in reversed(past):
+        if contact.direction != "out":
+            break
+        outs.append(contact)
+    outs.reverse()
+    unanswered = sum(1 for o in outs if o.at + rule.answer_window <= now)
+
+    def planned(kind: str | None, due: datetime | None, reason: str) -> Plan:
+        return Plan(rule.name, kind, due, reason, unanswered, last)
+
+    if person.paused and person.paused_until is None:
+        return planned(None, None, "paused until you resume")
+
+    pull_back = rule.pull_back
+    if pull_back and len(outs) > pull_back.after:
+        return planned(
+            None,
+            None,
+            f"gone quiet: {len(outs)} outreaches without an answer, the light touch included;"
+            " no more nudges until they get in touch",
+        )
+    if pull_back and len(outs) == pull_back.after:
+        kind, step = LIGHT_TOUCH, pull_back.pause
+        due = outs[-1].at + step
+        reason = (
+            f"{len(outs)} outreaches without an answer since {_day(outs[0].at)}:"
+            f" pulling back {format_duration(step)} after the last, then a light touch"
+        )
+    else:
+        kind, step = CADENCE, rule.every
+        if last is None:
+            due = person.first_seen + step
+            reason = f"every {format_duration(step)}; no contact yet, first seen {_day(person.first_seen)}"
+        else:
+            due = last.at + step
+            reason = (
+                f"every {format_duration(step)} after the last contact"
+                f" ({last.direction} {last.channel}, {_day(last.at)})"
+            )
+
+    if person.skipped_at and person.skipped_at + step > due:
+        due = person.skipped_at + step
+        reason += f"; skipped on {_day(person.skipped_at)}"
+    if person.last_nudge_at and person.last_nudge_at >= due:
+        due = person.last_nudge_at + rule.renotify
+        reason += (
+            f"; reminded on {_day(person.last_nudge_at)} without a contact since:"
+            f" again after {format_duration(rule.renotify)}"
+        )
+    if person.snoozed_until and person.snoozed_until > due:
+        due = person.snoozed_until
+        reason += f"; snoozed until {_day(due)}"
+    if person.paused and person.paused_until and person.paused_until > due:
+        due = person.paused_until
+        reason += f"; paused until {_day(due)}"
+    return planned(kind, due, reason)
+
+
+# -- delivery limits -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A nudge that fell due and waits for delivery."""
+
+    id: int
+    due_at: datetime
+    retry_at: datetime | None = None  # after a failed delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    quiet_hours: tuple[time, time] | None = None
+    max_per_day: int | None = None
+    digest: str | None = None
+
+
+def in_quiet_hours(now: datetime, quiet: tuple[time, time] | None, tz: tzinfo) -> bool:
+    if quiet is None:
+        return False
+    start, end = quiet
+    t = now.astimezone(tz).time()
+    return start <= t < end if start < end else (t >= start or t < end)
+
+
+def _next_local(now: datetime, at: time, tz: tzinfo) -> datetime:
+    """The next moment after `now` when the local clock reads `at` (DST-aware)."""
+    local = now.astimezone(tz)
+    for days in (0, 1, 2):
+        candidate = datetime.combine(local.date() + timedelta(days=days), at, tz)
+        if candidate > now:
+            return candidate.astimezone(UTC)
+    raise AssertionError("unreachable")
+
+
+def digest_time(due_at: datetime, digest: str, tz: tzinfo) -> datetime:
+    """The first digest tick at or after `due_at`."""
+    from croniter import croniter
+
+    start = due_at.astimezone(tz) - timedelta(seconds=1)
+    return croniter(digest, start).get_next(datetime).astimezone(UTC)
+
+
+def start_of_day(now: datetime, tz: tzinfo) -> datetime:
+    local = now.astimezone(tz)
+    return datetime.combine(local.date(), time(0), tz).astimezone(UTC)
+
+
+def release(
+    waiting: Sequence[Waiting],
+    now: datetime,
+    limits: Limits,
+    tz: tzinfo,
+    sent_today: int,
+) -> tuple[list[Waiting], datetime | None]:
+    """Which waiting nudges go out now (most overdue first), and when to look again.
+
+    Quiet hours hold everything until they end; with a digest each nudge waits
+    for the first tick after it fell due; the daily cap holds the rest for the
+    next day. A nudge whose tick passed while the daemon was down goes at once.
+    """
+    if not waiting:
+        return [], None
+    if in_quiet_hours(now, limits.quiet_hours, tz):
+        assert limits.quiet_hours is not None
+        return [], _next_local(now, limits.quiet_hours[1], tz)
+
+    def ready_at(w: Waiting) -> datetime:
+        at = digest_time(w.due_at, limits.digest, tz) if limits.digest else w.due_at
+        return max(at, w.retry_at) if w.retry_at else at
+
+    ready, later = [], []
+    for w in waiting:
+        (ready if ready_at(w) <= now else later).append(w)
+    ready.sort(key=lambda w: (w.due_at, w.id))
+    wake = min((ready_at(w) for w in later), default=None)
+    if limits.max_per_day is not None:
+        room = max(0, limits.max_per_day - sent_today)
+        if len(ready) > room:
+            ready = ready[:room]
+            tomorrow = _next_local(now, time(0), tz)
+            wake = min(wake, tomorrow) if wake else tomorrow
+    return ready, wake

@@ -1,0 +1,296 @@
+"""Source plugins: finding them, the narrow sink they write to, and keeping them alive.
+
+A plugin is a package with a `manifest.yaml` (read before any of its code is
+imported) and a module exposing `async def run(options, sink)`. Plugins are
+found in this order: built in (`nurtured_plugins.<domain>`), then the
+`nurtured.plugins` entry-point group, then `plugins/<domain>/` beside the
+config file (for your own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.metadata
+import importlib.resources
+import importlib.util
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from nurtured.model import Card, Interaction
+
+if TYPE_CHECKING:
+    from nurtured.store import Store
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "nurtured.plugins"
+OPTION_TYPES = {"string", "strings", "integer", "boolean", "duration", "path"}
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    type: str
+    required: bool = False
+    default: Any = None
+    help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    domain: str
+    name: str
+    version: str
+    provides: tuple[str, ...]
+    options: dict[str, Option]
+    module: str  # the import name of the plugin's code
+    origin: str  # "built-in", "entry point <dist>", or the folder it came from
+    requirements: tuple[str, ...] = ()
+    folder: Path | None = None  # for plugins beside the config, not importable by name
+
+    def missing_requirements(self) -> list[str]:
+        """Requirements not installed, by distribution name."""
+        missing = []
+        for requirement in self.requirements:
+            name = requirement.split(";")[0].split("[")[0]
+            for sep in "<>=!~ ":
+                name = name.split(sep)[0]
+            try:
+                importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                missing.append(requirement)
+        return missing
+
+
+def _parse_manifest(text: str, module: str, origin: str, folder: Path | None = None) -> Manifest:
+    data = yaml.safe_load(text) or {}
+    options = {}
+    for key, spec in (data.get("options") or {}).items():
+        if spec.get("type") not in OPTION_TYPES:
+            raise ValueError(f"option {key!r}: type must be one of {sorted(OPTION_TYPES)}")
+        options[key] = Option(
+            spec["type"], bool(spec.get("required")), spec.get("default"), spec.get("help", "")
+        )
+    return Manifest(
+        domain=data["domain"],
+        name=data.get("name", data["domain"]),
+        version=str(data.get("version", "0")),
+        provides=tuple(data.get("provides", ())),
+        options=options,
+        module=module,
+        origin=origin,
+        requirements=tuple(data.get("requirements", ())),
+        folder=folder,
+    )
+
+
+def _builtin(domain: str) -> Manifest | None:
+    try:
+        text = (importlib.resources.files("nurtured_plugins") / domain / "manifest.yaml").read_text()
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+        return None
+    return _parse_manifest(text, f"nurtured_plugins.{domain}", "built-in")
+
+
+def _entry_point(domain: str) -> Manifest | None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=domain):
+        spec = importlib.util.find_spec(ep.value.split(":")[0])
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        manifest = Path(next(iter(spec.submodule_search_locations))) / "manifest.yaml"
+        dist = ep.dist.name if ep.dist else "?"
+        return _parse_manifest(manifest.read_text(), ep.value, f"entry point ({dist})")
+    return None
+
+
+def _beside_config(domain: str, config_dir: Path) -> Manifest | None:
+    folder = config_dir / "plugins" / domain
+    manifest = folder / "manifest.yaml"
+    if not manifest.is_file():
+        return None
+    return _parse_manifest(
+        manifest.read_text(), f"nurtured_user_plugins.{domain}", str(folder), folder
+    )
+
+
+def find(domain: str, config_dir: Path) -> Manifest | None:
+    """The manifest of a plugin, by resolution order, without importing its code."""
+    for finder in (_builtin, _entry_point):
+        if manifest := finder(domain):
+            return manifest
+    return _beside_config(domain, config_dir)
+
+
+def available(config_dir: Path) -> dict[str, Manifest]:
+    """Every plugin that could be configured, built-in ones first."""
+    domains: list[str] = []
+    root = importlib.resources.files("nurtured_plugins")
+    domains += sorted(p.name for p in root.iterdir() if (p / "manifest.yaml").is_file())
+    domains += [ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    user = config_dir / "plugins"
+    if user.is_dir():
+        domains += sorted(p.name for p in user.iterdir() if (p / "manifest.yaml").is_file())
+    found = {}
+    for domain in domains:
+        if domain not in found and (manifest := find(domain, config_dir)):
+            found[domain] = manifest
+    return found
+
+
+def load(manifest: Manifest) -> ModuleType:
+    """Import a plugin's code (only now, once it is configured and needed)."""
+    if manifest.folder is None:
+        return importlib.import_module(manifest.module.split(":")[0])
+    if manifest.module in sys.modules:
+        return sys.modules[manifest.module]
+    spec = importlib.util.spec_from_file_location(
+        manifest.module, manifest.folder / "__init__.py", submodule_search_locations=[]
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no __init__.py in {manifest.folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[manifest.module] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Sink:
+    """All a plugin may do to the core: report cards and interactions, keep a cursor.
+
+    Every call is one transaction; a `cursor` passed along is saved in the
+    same transaction, so a crash never records progress without the data.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        store: Store,
+        timezone: tzinfo,
+        on_change: Callable[[set[int]], Awaitable[None]],
+        on_ready: Callable[[], None],
+    ) -> None:
+        self.source = source
+        self.timezone = timezone
+        self.log = logging.getLogger(f"nurtured.plugins.{source.split(':')[0]}")
+        self._store = store
+        self._on_change = on_change
+        self._on_ready = on_ready
+
+    async def upsert_cards(
+        self, cards: Iterable[Card], cursor: dict[str, Any] | None = None
+    ) -> None:
+        touched = await self._store.upsert_cards(self.source, list(cards), cursor or {})
+        await self._changed(touched)
+
+    async def remove_cards(
+        self, uids: Iterable[str], cursor: dict[str, Any] | None = None
+    ) -> None:
+        touched = await self._store.remove_cards(self.source, list(uids), cursor or {})
+        await self._changed(touched)
+
+    async def record_interactions(
+        self, interactions: Iterable[Interaction], cursor: dict[str, Any] | None = None
+    ) -> None:
+        touched = await self._store.record_interactions(
+            self.source, list(interactions), cursor or {}
+        )
+        await self._changed(touched)
+
+    async def remove_interactions(
+        self, external_ids: Iterable[str], cursor: dict[str, Any] | None = None
+    ) -> None:
+        touched = await self._store.remove_interactions(
+            self.source, list(external_ids), cursor or {}
+        )
+        await self._changed(touched)
+
+    async def cursor(self) -> dict[str, Any]:
+        """Everything this source saved, by key (None values are deleted keys)."""
+        return await self._store.cursor(self.source)
+
+    def ready(self) -> None:
+        """Say the first full read is done; the daemon reports READY after all sources have."""
+        self._on_ready()
+
+    async def _changed(self, touched: set[int]) -> None:
+        if touched:
+            await self._on_change(touched)
+
+
+def _is_temporary(name: str) -> bool:
+    """Editors and sync tools write here first, then rename over the real file."""
+    return name.startswith((".", "#")) or name.endswith(("~", ".tmp", ".swp", ".swx", ".part"))
+
+
+async def watch(folder: Path, *, recursive: bool = True) -> AsyncIterator[set[Path]]:
+    """Yield the paths under `folder` that were added, changed or removed.
+
+    Watches the folder, not single files, because editors save by renaming a
+    temporary file over the old one; temporary names are left out.
+    """
+    from watchfiles import awatch
+
+    async for changes in awatch(
+        folder, debounce=200, step=50, recursive=recursive, raise_interrupt=False
+    ):
+        paths = {Path(p) for _, p in changes if not _is_temporary(Path(p).name)}
+        if paths:
+            yield paths
+
+
+@dataclass
+class Health:
+    """How a source is doing, as `nurtured plugins` and `status` show it."""
+
+    state: str = "starting"  # starting | running | failed | stopped
+    error: str = ""
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+    retry_at: datetime | None = None
+    restarts: int = 0
+
+
+async def supervise(
+    run: Callable[[], Awaitable[None]],
+    name: str,
+    report: Callable[[Health], Awaitable[None]],
+    first_backoff: float = 1.0,
+) -> None:
+    """Run a plugin forever; on failure log it, report it and restart with back-off.
+
+    A plugin that returns has finished its work (a one-shot source) and is
+    reported as stopped. Cancellation (shutdown, reload) passes through.
+    """
+    health = Health()
+    delay = first_backoff
+    while True:
+        started = datetime.now(UTC)
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # isolation: one plugin's bug must not stop the daemon
+            log.error("source %s failed: %s", name, exc, exc_info=exc)
+            if datetime.now(UTC) - started > 2 * MAX_BACKOFF:
+                delay = first_backoff  # it ran well for a while: start the back-off over
+            health.state, health.error = "failed", f"{type(exc).__name__}: {exc}"
+            health.since = datetime.now(UTC)
+            health.retry_at = health.since + timedelta(seconds=delay)
+            health.restarts += 1
+            await report(health)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF.total_seconds())
+            health.state, health.retry_at = "starting", None
+            await report(health)
+        else:
+            health.state, health.error, health.since = "stopped", "", datetime.now(UTC)
+            await report(health)
+            return

@@ -1,0 +1,126 @@
+"""From plans to delivered nudges: replan, queue what fell due, deliver what may go now.
+
+These are the effects around the pure planner. The daemon's scheduler calls
+them; the CLI calls `replan` after a change so `status` is right at once.
+A nudge is a reminder row from the moment it falls due; its state moves
+due → sending → sent (or failed, retried with back-off), so a crash at any
+point leaves a row that is delivered again, never a lost or doubled one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from nurtured import messages, planner
+from nurtured.config import Config
+from nurtured.notify import Notifier
+from nurtured.store import Reminder, Store
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(hours=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off after the n-th failed delivery: 30 s, 1 min, 2 min … at most an hour."""
+    return min(FIRST_RETRY * 2 ** max(0, attempts - 1), MAX_RETRY)
+
+
+async def replan(
+    store: Store, config: Config, now: datetime, people: Iterable[int] | None = None
+) -> list[tuple[int, planner.Plan]]:
+    """Recompute and store the plan of some people, or of everyone (None)."""
+    states = await store.person_states(people)
+    plans = [(s.id, planner.plan(s, config.rules, now)) for s in states]
+    await store.save_plans(plans)
+    return plans
+
+
+async def queue_due(store: Store, config: Config, now: datetime) -> int:
+    """Turn every plan that fell due into a reminder row with its message."""
+    people = await store.plans_due(now)
+    if not people:
+        return 0
+    rules = {r.name: r for r in config.rules}
+    states = {s.id: s for s in await store.person_states(people)}
+    rows = []
+    for person, plan in await replan(store, config, now, people):
+        if plan.kind is None or plan.due_at is None or plan.due_at > now:
+            continue
+        rule = rules[plan.rule]
+        message = messages.nudge(states[person], plan, rule, now)
+        rows.append(
+            (person, rule.name, plan.kind, plan.due_at, rule.notify, message.title, message.body)
+        )
+    await store.add_reminders(rows, now)
+    if rows:
+        log.info("%d nudge(s) fell due", len(rows))
+    return len(rows)
+
+
+async def deliver(
+    store: Store, config: Config, notifier: Notifier, now: datetime
+) -> datetime | None:
+    """Send what quiet hours, the daily cap and the digest let go now.
+
+    Nudges released together for the same channel become one message.
+    Returns when to look again for held-back or failed nudges.
+    """
+    waiting = await store.waiting()
+    if not waiting:
+        return None
+    sent_today = await store.sent_since(planner.start_of_day(now, config.timezone))
+    go, wake = planner.release(
+        [planner.Waiting(r.id, r.due_at, r.retry_at) for r in waiting],
+        now,
+        config.limits,
+        config.timezone,
+        sent_today,
+    )
+    if not go:
+        return wake
+    by_id = {r.id: r for r in waiting}
+    batch = [by_id[w.id] for w in go]
+    await store.mark_sending([r.id for r in batch])
+
+    groups: dict[str | None, list[Reminder]] = {}
+    for reminder in batch:
+        groups.setdefault(reminder.tag, []).append(reminder)
+    delivered = {r.id: set(r.delivered) for r in batch}
+    errors: dict[int, list[str]] = {r.id: [] for r in batch}
+    for tag, group in groups.items():
+        targets = notifier.for_tag(tag)
+        if not targets:
+            for r in group:
+                errors[r.id].append(f"no channel tagged {tag!r}")
+        for target in targets:
+            todo = [r for r in group if target.channel.key not in delivered[r.id]]
+            if not todo:
+                continue
+            message = messages.batch([messages.Message(r.title, r.body) for r in todo])
+            error = await notifier.send(target, message.title, message.body)
+            for r in todo:
+                if error:
+                    errors[r.id].append(error)
+                else:
+                    delivered[r.id].add(target.channel.key)
+            if error:
+                log.warning("delivery failed: %s", error)
+            else:
+                log.info("sent %d nudge(s) to %s", len(todo), target.shown)
+
+    outcomes = []
+    for r in batch:
+        error = "; ".join(errors[r.id])
+        retry = now + retry_delay(r.attempts + 1) if error else None
+        outcomes.append((r.id, sorted(delivered[r.id]), error, retry))
+        if retry and (wake is None or retry < wake):
+            wake = retry
+    await store.mark_delivered(outcomes, now)
+    sent = {r.person_id for r, (_, _, error, _) in zip(batch, outcomes, strict=True) if not error}
+    if sent:  # the next nudge for them waits for `renotify`
+        await replan(store, config, now, sent)
+    return wake

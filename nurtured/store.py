@@ -1,0 +1,806 @@
+"""The SQLite state: people, cards, interactions, reminders, cursors. No SQL lives elsewhere.
+
+One long-lived aiosqlite connection in WAL mode; every multi-statement write
+is one `BEGIN IMMEDIATE` transaction under a lock, so the daemon's coroutines
+never interleave and the CLI (another process) never sees half a change.
+Times are stored as UTC ISO 8601 text, which sorts as time does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from nurtured.model import Card, Interaction
+from nurtured.planner import Contact, PersonState, Plan
+
+DB_NAME = "nurtured.db"
+CHUNK = 900  # bound parameters per IN (...) list
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        preferred TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '[]',
+        emails TEXT NOT NULL DEFAULT '[]',
+        notes TEXT NOT NULL DEFAULT '',
+        first_seen TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        paused INTEGER NOT NULL DEFAULT 0,
+        paused_until TEXT,
+        snoozed_until TEXT,
+        skipped_at TEXT,
+        rule TEXT,
+        kind TEXT,
+        next_due TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        unanswered INTEGER NOT NULL DEFAULT 0,
+        last_contact TEXT,
+        stage TEXT
+    );
+    CREATE INDEX people_next_due ON people(next_due) WHERE next_due IS NOT NULL;
+    CREATE TABLE identifiers (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        PRIMARY KEY (kind, value)
+    ) WITHOUT ROWID;
+    CREATE TABLE cards (
+        source TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        data TEXT NOT NULL,
+        PRIMARY KEY (source, uid)
+    );
+    CREATE INDEX cards_person ON cards(person_id);
+    CREATE TABLE interactions (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        person_id INTEGER REFERENCES people(id),
+        who TEXT NOT NULL,
+        at TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('out', 'in', 'mutual')),
+        channel TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        UNIQUE (source, external_id)
+    );
+    CREATE INDEX interactions_person ON interactions(person_id, at);
+    CREATE TABLE reminders (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        rule TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'due',
+        tag TEXT,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        delivered TEXT NOT NULL DEFAULT '[]',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        retry_at TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        closed_at TEXT,
+        UNIQUE (person_id, kind, due_at)
+    );
+    CREATE INDEX reminders_open ON reminders(state) WHERE state IN ('due', 'sending', 'failed');
+    CREATE INDEX reminders_sent ON reminders(sent_at) WHERE sent_at IS NOT NULL;
+    CREATE TABLE cursors (
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (source, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE sources (
+        name TEXT PRIMARY KEY,
+        plugin TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        since TEXT NOT NULL,
+        retry_at TEXT,
+        restarts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+#: Reminder states: waiting for delivery, being delivered, or delivered and open.
+OPEN = ("due", "sending", "failed")
+CLOSED = ("done", "snoozed", "skipped", "superseded", "paused")
+
+
+def ts(moment: datetime | None) -> str | None:
+    """A stored time: UTC, fixed width, so text order is time order."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def normalize_phone(number: str) -> str:
+    """Digits with a leading + kept (00 means +): enough to match the same number."""
+    digits = re.sub(r"[^\d+]", "", number)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    return digits[:1] + digits[1:].replace("+", "")
+
+
+def identifiers_of(card: Card) -> list[tuple[str, str]]:
+    ids = [("email", e.strip().lower()) for e in card.emails if e.strip()]
+    ids += [("phone", p) for p in map(normalize_phone, card.phones) if len(p) >= 5]
+    if card.uid:
+        ids.append(("uid", card.uid))
+    return ids
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """A person as `status` and `due` show them."""
+
+    id: int
+    name: str
+    preferred: str
+    tags: list[str]
+    emails: list[str]
+    notes: str
+    first_seen: datetime
+    paused: bool
+    paused_until: datetime | None
+    snoozed_until: datetime | None
+    rule: str | None
+    kind: str | None
+    next_due: datetime | None
+    reason: str
+    unanswered: int
+    last_contact: datetime | None
+    stage: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    id: int
+    person_id: int
+    rule: str
+    kind: str
+    due_at: datetime
+    state: str
+    tag: str | None
+    title: str
+    body: str
+    delivered: list[str]
+    attempts: int
+    retry_at: datetime | None
+    last_error: str
+    sent_at: datetime | None
+
+
+_PERSON_COLUMNS = (
+    "id, name, preferred, tags, emails, notes, first_seen, paused, paused_until,"
+    " snoozed_until, rule, kind, next_due, reason, unanswered, last_contact, stage"
+)
+_REMINDER_COLUMNS = (
+    "id, person_id, rule, kind, due_at, state, tag, title, body, delivered, attempts,"
+    " retry_at, last_error, sent_at"
+)
+
+
+def _person_row(r: Sequence[Any]) -> PersonRow:
+    return PersonRow(
+        r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], dt(r[6]), bool(r[7]),
+        dt(r[8]), dt(r[9]), r[10], r[11], dt(r[12]), r[13], r[14], dt(r[15]), r[16],
+    )  # fmt: skip
+
+
+def _reminder(r: Sequence[Any]) -> Reminder:
+    return Reminder(
+        r[0], r[1], r[2], r[3], dt(r[4]), r[5], r[6], r[7], r[8], json.loads(r[9]), r[10],
+        dt(r[11]), r[12], dt(r[13]),
+    )  # fmt: skip
+
+
+class Store:
+    """The only owner of the database connection."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, state_dir: Path) -> Store:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / DB_NAME
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=10000")
+            await db.execute("PRAGMA foreign_keys=ON")
+            store = cls(db, path)
+            await store._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def _migrate(self) -> None:
+        async with self.transaction():
+            (version,) = await self._one("PRAGMA user_version")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    await self.db.execute(statement)
+                await self.db.execute(f"PRAGMA user_version = {number}")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        async with self.db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self.db.execute_fetchall(sql, params))
+
+    async def _all_in(self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()) -> list:
+        """Run `sql` (with one `{}` for an IN list) over `values` in chunks."""
+        rows: list[Any] = []
+        for chunk in _chunks(list(values)):
+            rows += await self._all(sql.format(_marks(chunk)), (*before, *chunk))
+        return rows
+
+    # -- cursors ----------------------------------------------------------------
+
+    async def cursor(self, source: str) -> dict[str, Any]:
+        rows = await self._all("SELECT key, value FROM cursors WHERE source = ?", (source,))
+        return {key: json.loads(value) for key, value in rows}
+
+    async def _save_cursor(self, source: str, cursor: dict[str, Any]) -> None:
+        if not cursor:
+            return
+        await self.db.executemany(
+            "INSERT INTO cursors (source, key, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (source, key) DO UPDATE SET value = excluded.value",
+            [(source, k, json.dumps(v)) for k, v in cursor.items() if v is not None],
+        )
+        await self.db.executemany(
+            "DELETE FROM cursors WHERE source = ? AND key = ?",
+            [(source, k) for k, v in cursor.items() if v is None],
+        )
+
+    # -- cards and people -------------------------------------------------------
+
+    async def upsert_cards(
+        self, source: str, cards: Sequence[Card], cursor: dict[str, Any], now: datetime | None = None
+    ) -> set[int]:
+        """Record cards, merging each into a person by UID, email or phone.
+
+        Returns the people touched. Work is proportional to the cards given.
+        """
+        now = now or datetime.now(UTC)
+        async with self.transaction():
+            uids = [c.uid for c in cards]
+            owner = dict(
+                await self._all_in(
+                    "SELECT uid, person_id FROM cards WHERE source = ? AND uid IN ({})",
+                    uids,
+                    (source,),
+                )
+            )
+            wanted = {i for c in cards if c.uid not in owner for i in identifiers_of(c)}
+            known: dict[tuple[str, str], int] = {}
+            for kind in ("email", "phone", "uid"):
+                values = [v for k, v in wanted if k == kind]
+                rows = await self._all_in(
+                    "SELECT value, person_id FROM identifiers WHERE kind = ? AND value IN ({})",
+                    values,
+                    (kind,),
+                )
+                known.update(((kind, v), p) for v, p in rows)
+            (next_id,) = await self._one("SELECT coalesce(max(id), 0) + 1 FROM people")
+
+            new_people, card_rows, id_rows, touched = [], [], [], set()
+            for card in cards:
+                ids = identifiers_of(card)
+                person = owner.get(card.uid) or next((known[i] for i in ids if i in known), None)
+                if person is None:
+                    person, next_id = next_id, next_id + 1
+                    new_people.append((person, card.name, ts(now)))
+                for i in ids:
+                    known.setdefault(i, person)
+                owner[card.uid] = person
+                touched.add(person)
+                card_rows.append((source, card.uid, person, json.dumps(_card_data(card))))
+                id_rows += [(k, v, person) for k, v in ids]
+            await self.db.executemany(
+                "INSERT INTO people (id, name, first_seen) VALUES (?, ?, ?)", new_people
+            )
+            await self.db.executemany(
+                "INSERT INTO cards (source, uid, person_id, data) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (source, uid) DO UPDATE"
+                " SET person_id = excluded.person_id, data = excluded.data",
+                card_rows,
+            )
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO identifiers (kind, value, person_id) VALUES (?, ?, ?)",
+                id_rows,
+            )
+            await self._refresh_people(touched)
+            touched |= await self._attach_unresolved()
+            await self._save_cursor(source, cursor)
+        return touched
+
+    async def remove_cards(self, source: str, uids: Sequence[str], cursor: dict[str, Any]) -> set[int]:
+        async with self.transaction():
+            rows = await self._all_in(
+                "SELECT person_id FROM cards WHERE source = ? AND uid IN ({})", uids, (source,)
+            )
+            touched = {p for (p,) in rows}
+            await self.db.executemany(
+                "DELETE FROM cards WHERE source = ? AND uid = ?", [(source, u) for u in uids]
+            )
+            await self._refresh_people(touched)
+            await self._save_cursor(source, cursor)
+        return touched
+
+    async def _refresh_people(self, people: set[int]) -> None:
+        """Derive each person's name, tags and notes from all of their cards."""
+        cards: dict[int, list[dict[str, Any]]] = {p: [] for p in people}
+        rows = await self._all_in(
+            "SELECT person_id, data FROM cards WHERE person_id IN ({}) ORDER BY source, uid",
+            sorted(people),
+        )
+        for person, data in rows:
+            cards[person].append(json.loads(data))
+        updates, gone = [], []
+        for person, datas in cards.items():
+            if not datas:
+                gone.append((person,))
+                continue
+            first = datas[0]
+            tags = list(dict.fromkeys(t for d in datas for t in d.get("tags", ())))
+            emails = list(dict.fromkeys(e for d in datas for e in d.get("emails", ())))
+            notes = "\n".join(dict.fromkeys(d["note"] for d in datas if d.get("note")))
+            preferred = next((d["nickname"] for d in datas if d.get("nickname")), "") or next(
+                (d["given_name"] for d in datas if d.get("given_name")), ""
+            )
+            updates.append(
+                (first["name"], preferred, json.dumps(tags), json.dumps(emails), notes, person)
+            )
+        await self.db.executemany(
+            "UPDATE people SET name = ?, preferred = ?, tags = ?, emails = ?, notes = ?,"
+            " active = 1 WHERE id = ?",
+            updates,
+        )
+        # A person whose last card went away leaves status and planning; their
+        # identifiers and history stay, so the card coming back restores them.
+        await self.db.executemany(
+            "UPDATE people SET active = 0, kind = NULL, next_due = NULL WHERE id = ?", gone
+        )
+
+    async def _attach_unresolved(self) -> set[int]:
+        """Give interactions recorded before their person's card arrived their person."""
+        rows = await self._all("SELECT id, who FROM interactions WHERE person_id IS NULL")
+        if not rows:
+            return set()
+        resolved = await self._resolve_many({who for _, who in rows})
+        updates = [(resolved[who], i) for i, who in rows if resolved.get(who)]
+        await self.db.executemany("UPDATE interactions SET person_id = ? WHERE id = ?", updates)
+        return {p for p, _ in updates}
+
+    async def _resolve_many(self, refs: Iterable[str]) -> dict[str, int | None]:
+        """Map how sources name people (email, phone, name) to person ids."""
+        result: dict[str, int | None] = {}
+        names: list[tuple[int, str]] | None = None
+        for ref in refs:
+            text = ref.strip()
+            if "@" in text:
+                key = ("email", text.lower().removeprefix("mailto:"))
+            elif len(normalize_phone(text)) >= 5 and not re.search(r"[^\d+\-(). /]", text):
+                key = ("phone", normalize_phone(text))
+            else:
+                if names is None:
+                    names = await self._all("SELECT id, name FROM people WHERE active = 1")
+                result[ref] = _by_name(names, text)
+                continue
+            row = await self._one(
+                "SELECT person_id FROM identifiers WHERE kind = ? AND value = ?", key
+            )
+            result[ref] = row[0] if row else None
+        return result
+
+    # -- interactions -----------------------------------------------------------
+
+    async def record_interactions(
+        self, source: str, items: Sequence[Interaction], cursor: dict[str, Any]
+    ) -> set[int]:
+        """Record interactions idempotently: the same external id updates, never adds."""
+        async with self.transaction():
+            resolved = await self._resolve_many({i.who for i in items})
+            before = await self._all_in(
+                "SELECT person_id FROM interactions"
+                " WHERE source = ? AND external_id IN ({}) AND person_id IS NOT NULL",
+                [i.external_id for i in items],
+                (source,),
+            )
+            await self.db.executemany(
+                "INSERT INTO interactions"
+                " (source, external_id, person_id, who, at, direction, channel, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (source, external_id) DO UPDATE SET person_id = excluded.person_id,"
+                " who = excluded.who, at = excluded.at, direction = excluded.direction,"
+                " channel = excluded.channel, note = excluded.note",
+                [
+                    (source, i.external_id, resolved[i.who], i.who, ts(i.at), i.direction,
+                     i.channel, i.note)
+                    for i in items
+                ],
+            )  # fmt: skip
+            touched = {p for p in resolved.values() if p} | {p for (p,) in before}
+            await self._supersede_sent(touched)
+            await self._save_cursor(source, cursor)
+        return touched
+
+    async def remove_interactions(
+        self, source: str, external_ids: Sequence[str], cursor: dict[str, Any]
+    ) -> set[int]:
+        async with self.transaction():
+            rows = await self._all_in(
+                "SELECT person_id FROM interactions WHERE source = ? AND external_id IN ({})",
+                external_ids,
+                (source,),
+            )
+            await self.db.executemany(
+                "DELETE FROM interactions WHERE source = ? AND external_id = ?",
+                [(source, e) for e in external_ids],
+            )
+            await self._save_cursor(source, cursor)
+        return {p for (p,) in rows if p}
+
+    async def unresolved(self) -> list[tuple[str, str, str]]:
+        """Interactions whose person is not known yet: (source, who, at)."""
+        return await self._all(
+            "SELECT source, who, at FROM interactions WHERE person_id IS NULL ORDER BY at"
+        )
+
+    async def _supersede_sent(self, people: set[int]) -> None:
+        """A contact after a nudge went out answers that nudge by itself."""
+        await self._execute_in(
+            "UPDATE reminders SET state = 'superseded', closed_at = ? WHERE state = 'sent'"
+            " AND person_id IN ({}) AND sent_at <= (SELECT max(at) FROM interactions i"
+            " WHERE i.person_id = reminders.person_id)",
+            sorted(people),
+            (ts(datetime.now(UTC)),),
+        )
+
+    async def _execute_in(self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()) -> None:
+        for chunk in _chunks(list(values)):
+            await self.db.execute(sql.format(_marks(chunk)), (*before, *chunk))
+
+    # -- planning -----------------------------------------------------------------
+
+    async def person_states(self, people: Iterable[int] | None = None) -> list[PersonState]:
+        """What the planner needs, for some people or (None) every active one."""
+        where, ids = "", sorted(people) if people is not None else None
+        if ids is not None:
+            if not ids:
+                return []
+            where = " AND p.id IN ({})"
+        person_sql = (
+            "SELECT p.id, p.name, p.first_seen, p.preferred, p.tags, p.emails, p.notes,"
+            " p.paused, p.paused_until, p.snoozed_until, p.skipped_at,"
+            " (SELECT max(sent_at) FROM reminders r WHERE r.person_id = p.id)"
+            " FROM people p WHERE p.active = 1" + where
+        )
+        # Only the last in/mutual contact and what came after it change a plan.
+        history_sql = (
+            "SELECT i.person_id, i.at, i.direction, i.channel, i.note FROM interactions i"
+            " JOIN people p ON p.id = i.person_id"
+            " WHERE p.active = 1 AND i.at >= coalesce((SELECT max(at) FROM interactions j"
+            " WHERE j.person_id = i.person_id AND j.direction != 'out'), '')"
+            + where.replace("p.id", "i.person_id")
+            + " ORDER BY i.person_id, i.at"
+        )
+        if ids is None:
+            person_rows, history_rows = await self._all(person_sql), await self._all(history_sql)
+        else:
+            person_rows = await self._all_in(person_sql, ids)
+            history_rows = await self._all_in(history_sql, ids)
+        history: dict[int, list[Contact]] = {}
+        for person, at, direction, channel, note in history_rows:
+            history.setdefault(person, []).append(Contact(dt(at), direction, channel, note))
+        return [
+            PersonState(
+                id=r[0], name=r[1], first_seen=dt(r[2]), preferred=r[3],
+                tags=tuple(json.loads(r[4])), emails=tuple(json.loads(r[5])), notes=r[6],
+                history=tuple(history.get(r[0], ())), paused=bool(r[7]),
+                paused_until=dt(r[8]), snoozed_until=dt(r[9]), skipped_at=dt(r[10]),
+                last_nudge_at=dt(r[11]),
+            )
+            for r in person_rows
+        ]  # fmt: skip
+
+    async def save_plans(self, plans: Sequence[tuple[int, Plan]]) -> None:
+        """Store each person's plan; a waiting nudge the plan no longer wants is superseded."""
+        async with self.transaction():
+            await self.db.executemany(
+                "UPDATE people SET rule = ?, kind = ?, next_due = ?, reason = ?, unanswered = ?,"
+                " last_contact = ? WHERE id = ?",
+                [
+                    (p.rule, p.kind, ts(p.due_at), p.reason, p.unanswered,
+                     ts(p.last_contact.at) if p.last_contact else None, person)
+                    for person, p in plans
+                ],
+            )  # fmt: skip
+            await self._execute_in(
+                "UPDATE reminders SET state = 'superseded', closed_at = ?"
+                " WHERE state IN ('due', 'failed') AND person_id IN ({}) AND NOT EXISTS"
+                " (SELECT 1 FROM people p WHERE p.id = reminders.person_id"
+                " AND p.kind = reminders.kind AND p.next_due = reminders.due_at)",
+                [person for person, _ in plans],
+                (ts(datetime.now(UTC)),),
+            )
+
+    async def next_due(self, after: datetime) -> datetime | None:
+        row = await self._one(
+            "SELECT min(next_due) FROM people WHERE next_due > ? AND kind IS NOT NULL",
+            (ts(after),),
+        )
+        return dt(row[0])
+
+    async def plans_due(self, now: datetime) -> list[int]:
+        """People whose planned nudge is due and has no reminder yet."""
+        rows = await self._all(
+            "SELECT p.id FROM people p WHERE p.next_due <= ? AND p.kind IS NOT NULL"
+            " AND p.active = 1 AND NOT EXISTS (SELECT 1 FROM reminders r"
+            " WHERE r.person_id = p.id AND r.kind = p.kind AND r.due_at = p.next_due)",
+            (ts(now),),
+        )
+        return [r[0] for r in rows]
+
+    # -- reminders (the outbox) ---------------------------------------------------
+
+    async def add_reminders(self, rows: Sequence[tuple[int, str, str, datetime, str | None, str, str]], now: datetime) -> None:
+        """Queue nudges: (person, rule, kind, due_at, tag, title, body). Idempotent."""
+        async with self.transaction():
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO reminders"
+                " (person_id, rule, kind, due_at, tag, title, body, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(p, r, k, ts(d), tag, t, b, ts(now)) for p, r, k, d, tag, t, b in rows],
+            )
+
+    async def waiting(self) -> list[Reminder]:
+        rows = await self._all(
+            f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE state IN ('due', 'failed')"
+            " ORDER BY due_at, id"
+        )
+        return [_reminder(r) for r in rows]
+
+    async def recover_sending(self) -> int:
+        """After a crash, nudges caught mid-delivery wait again (never dropped)."""
+        async with self.transaction():
+            cursor = await self.db.execute(
+                "UPDATE reminders SET state = 'due' WHERE state = 'sending'"
+            )
+            return cursor.rowcount
+
+    async def mark_sending(self, ids: Sequence[int]) -> None:
+        async with self.transaction():
+            await self._execute_in(
+                "UPDATE reminders SET state = 'sending', attempts = attempts + 1"
+                " WHERE id IN ({})",
+                ids,
+            )
+
+    async def mark_delivered(
+        self, outcomes: Sequence[tuple[int, list[str], str, datetime | None]], now: datetime
+    ) -> None:
+        """Record each reminder's delivery: (id, channels that have it, error, retry_at).
+
+        No error means sent. A failure keeps the channels that did get it, so a
+        retry sends only to the others.
+        """
+        async with self.transaction():
+            await self.db.executemany(
+                "UPDATE reminders SET delivered = ?, last_error = ?, retry_at = ?,"
+                " state = CASE WHEN ? = '' THEN 'sent' ELSE 'failed' END,"
+                " sent_at = CASE WHEN ? = '' THEN ? ELSE sent_at END WHERE id = ?",
+                [
+                    (json.dumps(chans), error, ts(retry), error, error, ts(now), rid)
+                    for rid, chans, error, retry in outcomes
+                ],
+            )
+
+    async def sent_since(self, since: datetime) -> int:
+        (count,) = await self._one(
+            "SELECT count(*) FROM reminders WHERE sent_at >= ?", (ts(since),)
+        )
+        return count
+
+    async def failing(self) -> list[Reminder]:
+        rows = await self._all(
+            f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE state = 'failed' ORDER BY due_at"
+        )
+        return [_reminder(r) for r in rows]
+
+    async def reminders_of(self, person: int) -> list[Reminder]:
+        rows = await self._all(
+            f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE person_id = ? ORDER BY due_at DESC",
+            (person,),
+        )
+        return [_reminder(r) for r in rows]
+
+    # -- what the user does -------------------------------------------------------
+
+    async def act(self, person: int, action: str, now: datetime, **changes: Any) -> None:
+        """Apply a user's action (done, snooze, skip, pause, resume) to a person.
+
+        `changes` are person columns to set; open and delivered nudges are
+        closed with the action's name, so the lifecycle stays visible.
+        """
+        allowed = {"paused", "paused_until", "snoozed_until", "skipped_at"}
+        assert set(changes) <= allowed, changes
+        closed = {"done": "done", "snooze": "snoozed", "skip": "skipped", "pause": "paused"}
+        async with self.transaction():
+            if changes:
+                columns = ", ".join(f"{c} = ?" for c in changes)
+                values = [ts(v) if isinstance(v, datetime) else v for v in changes.values()]
+                await self.db.execute(
+                    f"UPDATE people SET {columns} WHERE id = ?", (*values, person)
+                )
+            if action in closed:
+                await self.db.execute(
+                    "UPDATE reminders SET state = ?, closed_at = ? WHERE person_id = ?"
+                    " AND state IN ('due', 'failed', 'sent')",
+                    (closed[action], ts(now), person),
+                )
+
+    # -- reading, for the CLI -----------------------------------------------------
+
+    async def people(self, due_before: datetime | None = None) -> list[PersonRow]:
+        sql = f"SELECT {_PERSON_COLUMNS} FROM people WHERE active = 1"
+        params: tuple[Any, ...] = ()
+        if due_before is not None:
+            sql += " AND next_due <= ? AND kind IS NOT NULL ORDER BY next_due"
+            params = (ts(due_before),)
+        else:
+            sql += " ORDER BY name COLLATE NOCASE"
+        return [_person_row(r) for r in await self._all(sql, params)]
+
+    async def person(self, person: int) -> PersonRow:
+        row = await self._one(f"SELECT {_PERSON_COLUMNS} FROM people WHERE id = ?", (person,))
+        return _person_row(row)
+
+    async def find_people(self, text: str) -> list[PersonRow]:
+        """People named by a part of their name, or by an email address."""
+        text = text.strip()
+        if "@" in text:
+            sql = (
+                f"SELECT {_PERSON_COLUMNS} FROM people WHERE active = 1 AND id IN"
+                " (SELECT person_id FROM identifiers WHERE kind = 'email' AND value = ?)"
+            )
+            return [_person_row(r) for r in await self._all(sql, (text.lower(),))]
+        rows = [_person_row(r) for r in await self._all(
+            f"SELECT {_PERSON_COLUMNS} FROM people WHERE active = 1"
+        )]  # fmt: skip
+        exact = [p for p in rows if p.name.casefold() == text.casefold()]
+        return exact or [p for p in rows if text.casefold() in p.name.casefold()]
+
+    async def cards_of(self, person: int) -> list[tuple[str, str, dict[str, Any]]]:
+        rows = await self._all(
+            "SELECT source, uid, data FROM cards WHERE person_id = ? ORDER BY source, uid",
+            (person,),
+        )
+        return [(s, u, json.loads(d)) for s, u, d in rows]
+
+    async def identifiers_of(self, person: int) -> list[tuple[str, str]]:
+        return await self._all(
+            "SELECT kind, value FROM identifiers WHERE person_id = ? ORDER BY kind, value",
+            (person,),
+        )
+
+    async def timeline(self, person: int) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT at, direction, channel, note, source, external_id FROM interactions"
+            " WHERE person_id = ? ORDER BY at DESC",
+            (person,),
+        )
+        keys = ("at", "direction", "channel", "note", "source", "external_id")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every table, as rows of dicts: the backup `export --json` writes."""
+        result = {}
+        for table in ("people", "identifiers", "cards", "interactions", "reminders", "cursors", "sources"):
+            async with self.db.execute(f"SELECT * FROM {table}") as cursor:
+                names = [d[0] for d in cursor.description]
+                result[table] = [dict(zip(names, r, strict=True)) for r in await cursor.fetchall()]
+        return result
+
+    # -- sources' health and daemon facts ------------------------------------------
+
+    async def set_source_health(
+        self, name: str, plugin: str, state: str, error: str, since: datetime,
+        retry_at: datetime | None, restarts: int,
+    ) -> None:  # fmt: skip
+        async with self.transaction():
+            await self.db.execute(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, plugin, state, error, ts(since), ts(retry_at), restarts),
+            )
+
+    async def forget_sources(self, keep: Iterable[str]) -> None:
+        keep = list(keep)
+        async with self.transaction():
+            await self.db.execute(
+                f"DELETE FROM sources WHERE name NOT IN ({_marks(keep)})", keep
+            )
+
+    async def source_health(self) -> list[dict[str, Any]]:
+        async with self.db.execute("SELECT * FROM sources ORDER BY name") as cursor:
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, r, strict=True)) for r in await cursor.fetchall()]
+
+    async def set_meta(self, key: str, value: Any) -> None:
+        async with self.transaction():
+            if value is None:
+                await self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                await self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value))
+                )
+
+    async def meta(self, key: str) -> Any:
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(row[0]) if row else None
+
+
+def _card_data(card: Card) -> dict[str, Any]:
+    data = {k: getattr(card, k) for k in Card.__slots__ if k != "uid" and getattr(card, k)}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def _by_name(people: Sequence[tuple[int, str]], text: str) -> int | None:
+    """A name resolves to the one person with exactly that name, else the one containing it."""
+    folded = text.casefold()
+    exact = [i for i, name in people if name.casefold() == folded]
+    if len(exact) == 1:
+        return exact[0]
+    partial = [i for i, name in people if folded in name.casefold()]
+    return partial[0] if len(partial) == 1 and not exact else None
