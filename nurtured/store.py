@@ -719,8 +719,11 @@ class Store:
         rows = [_person_row(r) for r in await self._all(
             f"SELECT {_PERSON_COLUMNS} FROM people WHERE active = 1"
         )]  # fmt: skip
-        exact = [p for p in rows if p.name.casefold() == text.casefold()]
-        return exact or [p for p in rows if text.casefold() in p.name.casefold()]
+        folded = text.casefold()
+        exact = [p for p in rows if folded in (p.name.casefold(), p.preferred.casefold())]
+        return exact or [
+            p for p in rows if folded in p.name.casefold() or folded in p.preferred.casefold()
+        ]
 
     async def cards_of(self, person: int) -> list[tuple[str, str, dict[str, Any]]]:
         rows = await self._all(
