@@ -16,7 +16,7 @@ from typing import Any
 
 from nurtured import config as configuration
 from nurtured import plugins, reminders, systemd
-from nurtured.clock import Clock, humanize, parse_duration, parse_when
+from nurtured.clock import Clock, parse_duration, parse_when
 from nurtured.config import Config, ConfigError
 from nurtured.model import CHANNELS, Interaction
 from nurtured.store import PersonRow, Store
@@ -89,7 +89,9 @@ def _people_table(people: Sequence[PersonRow], config: Config) -> str:
             _day(p.next_due, config),
             p.kind or "-",
             str(p.unanswered),
-            ("until " + _day(p.paused_until, config)) if p.paused_until else ("yes" if p.paused else "-"),
+            ("until " + _day(p.paused_until, config))
+            if p.paused_until
+            else ("yes" if p.paused else "-"),
             p.stage or "-",
         )
         for p in people
@@ -242,8 +244,8 @@ async def cmd_action(args: argparse.Namespace, config: Config, store: Store) -> 
     await store.act(p.id, args.command, now, **changes)
     await _changed(store, config, [p.id])
     after = await store.person(p.id)
-    print(f"{args.command}: {p.name}; next: {after.kind or 'nothing'} {_day(after.next_due, config)}"
-          f" ({after.reason})")  # fmt: skip
+    print(f"{args.command}: {p.name}; next: {after.kind or 'nothing'}"
+          f" {_day(after.next_due, config)} ({after.reason})")  # fmt: skip
     return 0
 
 
@@ -345,8 +347,15 @@ Command = Callable[[argparse.Namespace, Config, Store], Awaitable[int]]
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nurtured", description="Stay in touch with the people who matter.")
-    p.add_argument("-c", "--config", type=Path, help="config file (default: $NURTURED_CONFIG or ~/.config/nurtured/config.yaml)")
+    p = argparse.ArgumentParser(
+        prog="nurtured", description="Stay in touch with the people who matter."
+    )
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="config file (default: $NURTURED_CONFIG or ~/.config/nurtured/config.yaml)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("run", help="run the daemon")
@@ -363,13 +372,22 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("log", help="record a contact")
     s.add_argument("person")
     way = s.add_mutually_exclusive_group(required=True)
-    way.add_argument("--out", dest="direction", action="store_const", const="out", help="you reached out")
-    way.add_argument("--in", dest="direction", action="store_const", const="in", help="they reached out")
-    way.add_argument("--met", dest="direction", action="store_const", const="mutual", help="you talked or met")
+    way.add_argument(
+        "--out", dest="direction", action="store_const", const="out", help="you reached out"
+    )
+    way.add_argument(
+        "--in", dest="direction", action="store_const", const="in", help="they reached out"
+    )
+    way.add_argument(
+        "--met", dest="direction", action="store_const", const="mutual", help="you talked or met"
+    )
     s.add_argument("--channel", choices=CHANNELS, default="note")
     s.add_argument("--at", help="when: 2026-03-14 or 2026-03-14T09:30 (default: now)")
     s.add_argument("--note", help="something to pick up next time")
-    for name, text in (("done", "you reached out: the nudge is done"), ("skip", "skip this nudge: the cycle restarts now")):
+    for name, text in (
+        ("done", "you reached out: the nudge is done"),
+        ("skip", "skip this nudge: the cycle restarts now"),
+    ):
         s = sub.add_parser(name, help=text)
         s.add_argument("person")
         if name == "done":

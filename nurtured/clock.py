@@ -82,7 +82,9 @@ def parse_when(text: str, tz: tzinfo) -> datetime:
             return datetime.combine(date.fromisoformat(text), time(12), tz).astimezone(UTC)
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"expected a date like 2026-03-14 or 2026-03-14T09:30, got {text!r}")
+        raise ValueError(
+            f"expected a date like 2026-03-14 or 2026-03-14T09:30, got {text!r}"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     return moment.astimezone(UTC)

@@ -163,7 +163,9 @@ class _Reader:
             try:
                 loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
             except FileNotFoundError:
-                raise self.error(node, where, f"!secret needs {file}, which does not exist")
+                raise self.error(
+                    node, where, f"!secret needs {file}, which does not exist"
+                ) from None
             except yaml.YAMLError as exc:
                 raise ConfigError(f"{file}: {exc}") from None
             self._secret_file = loaded if isinstance(loaded, dict) else {}
@@ -211,7 +213,11 @@ class _Reader:
         return (self.base / Path(self.string(node, where)).expanduser()).resolve()
 
     def mapping(
-        self, node: yaml.Node | None, where: str, allowed: set[str], required: set[str] = frozenset()
+        self,
+        node: yaml.Node | None,
+        where: str,
+        allowed: set[str],
+        required: set[str] = frozenset(),
     ) -> dict[str, yaml.Node]:
         if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
             items: dict[str, yaml.Node] = {}
@@ -299,9 +305,7 @@ class _Reader:
                 for key in manifest.options
                 if key in items
             }
-            options.update(
-                (k, o.default) for k, o in manifest.options.items() if k not in options
-            )
+            options.update((k, o.default) for k, o in manifest.options.items() if k not in options)
             name = (
                 self.string(items["name"], f"{where}.name")
                 if "name" in items
@@ -338,7 +342,11 @@ class _Reader:
         quiet = None
         if "quiet_hours" in items:
             quiet = self.quiet_hours(items["quiet_hours"])
-        cap = self.integer(items["max_per_day"], "limits.max_per_day", 1) if "max_per_day" in items else None
+        cap = (
+            self.integer(items["max_per_day"], "limits.max_per_day", 1)
+            if "max_per_day" in items
+            else None
+        )
         digest = None
         if "digest" in items:
             from croniter import croniter
@@ -370,7 +378,16 @@ class _Reader:
             items = self.mapping(
                 item,
                 where,
-                {"name", "match", "every", "answer_window", "pull_back", "renotify", "notify", "message"},
+                {
+                    "name",
+                    "match",
+                    "every",
+                    "answer_window",
+                    "pull_back",
+                    "renotify",
+                    "notify",
+                    "message",
+                },
                 {"name", "every"},
             )
             name = self.string(items["name"], f"{where}.name")
@@ -382,7 +399,9 @@ class _Reader:
                 if notify not in tags:
                     known = ", ".join(sorted(tags)) or "none: give notify entries a tag"
                     raise self.error(
-                        items["notify"], f"{where}.notify", f"no channel tagged {notify!r} (tags: {known})"
+                        items["notify"],
+                        f"{where}.notify",
+                        f"no channel tagged {notify!r} (tags: {known})",
                     )
             result.append(
                 Rule(

@@ -79,7 +79,9 @@ class Daemon:
         close_control = self._listen()
         recovered = await self.store.recover_sending()
         if recovered:
-            log.warning("%d nudge(s) were being delivered when nurtured stopped: sending again", recovered)
+            log.warning(
+                "%d nudge(s) were being delivered when nurtured stopped: sending again", recovered
+            )
         await self.store.set_meta("config_error", None)
         await reminders.replan(self.store, self.config, self.clock.now())
         try:
@@ -172,9 +174,14 @@ class Daemon:
             run.ready.set()
             self._spawn(
                 self.store.set_source_health(
-                    source.name, source.plugin, "running", "", datetime.now(UTC), None,
+                    source.name,
+                    source.plugin,
+                    "running",
+                    "",
+                    datetime.now(UTC),
+                    None,
                     health["restarts"],
-                )  # fmt: skip
+                )
             )
 
         sink = plugins.Sink(source.name, self.store, self.config.timezone, self.changed, ready)
@@ -220,9 +227,7 @@ class Daemon:
             await reminders.queue_due(self.store, self.config, now)
             held = await reminders.deliver(self.store, self.config, self.notifier, now)
             upcoming = await self.store.next_due(now)
-            until = min(
-                (t for t in (held, upcoming) if t is not None), default=now + MAX_SLEEP
-            )
+            until = min((t for t in (held, upcoming) if t is not None), default=now + MAX_SLEEP)
             delay = min(until - self.clock.now(), MAX_SLEEP).total_seconds()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), max(delay, 0.05))
@@ -248,7 +253,9 @@ class Daemon:
             systemd.notify("READY=1", f"STATUS=config error, previous rules kept: {text}")
             for target in self.notifier.targets:
                 await self.notifier.send(
-                    target, "nurtured: your config has an error", f"{text}\nThe previous rules keep running."
+                    target,
+                    "nurtured: your config has an error",
+                    f"{text}\nThe previous rules keep running.",
                 )
             return
         old = self.config

@@ -109,7 +109,10 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
         kind, step = CADENCE, rule.every
         if last is None:
             due = person.first_seen + step
-            reason = f"every {format_duration(step)}; no contact yet, first seen {_day(person.first_seen)}"
+            reason = (
+                f"every {format_duration(step)}; no contact yet,"
+                f" first seen {_day(person.first_seen)}"
+            )
         else:
             due = last.at + step
             reason = (

@@ -95,7 +95,9 @@ def _parse_manifest(text: str, module: str, origin: str, folder: Path | None = N
 
 def _builtin(domain: str) -> Manifest | None:
     try:
-        text = (importlib.resources.files("nurtured_plugins") / domain / "manifest.yaml").read_text()
+        text = (
+            importlib.resources.files("nurtured_plugins") / domain / "manifest.yaml"
+        ).read_text()
     except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
         return None
     return _parse_manifest(text, f"nurtured_plugins.{domain}", "built-in")
@@ -191,9 +193,7 @@ class Sink:
         touched = await self._store.upsert_cards(self.source, list(cards), cursor or {})
         await self._changed(touched)
 
-    async def remove_cards(
-        self, uids: Iterable[str], cursor: dict[str, Any] | None = None
-    ) -> None:
+    async def remove_cards(self, uids: Iterable[str], cursor: dict[str, Any] | None = None) -> None:
         touched = await self._store.remove_cards(self.source, list(uids), cursor or {})
         await self._changed(touched)
 
@@ -239,9 +239,7 @@ async def watch(folder: Path, *, recursive: bool = True) -> AsyncIterator[set[Pa
     """
     from watchfiles import awatch
 
-    async for changes in awatch(
-        folder, debounce=200, step=50, recursive=recursive, raise_interrupt=False
-    ):
+    async for changes in awatch(folder, debounce=200, step=50, recursive=recursive):
         paths = {Path(p) for _, p in changes if not _is_temporary(Path(p).name)}
         if paths:
             yield paths

@@ -233,7 +233,7 @@ class Store:
 
     @classmethod
     async def open(cls, state_dir: Path) -> Store:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
         path = state_dir / DB_NAME
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -306,7 +306,11 @@ class Store:
     # -- cards and people -------------------------------------------------------
 
     async def upsert_cards(
-        self, source: str, cards: Sequence[Card], cursor: dict[str, Any], now: datetime | None = None
+        self,
+        source: str,
+        cards: Sequence[Card],
+        cursor: dict[str, Any],
+        now: datetime | None = None,
     ) -> set[int]:
         """Record cards, merging each into a person by UID, email or phone.
 
@@ -365,7 +369,9 @@ class Store:
             await self._save_cursor(source, cursor)
         return touched
 
-    async def remove_cards(self, source: str, uids: Sequence[str], cursor: dict[str, Any]) -> set[int]:
+    async def remove_cards(
+        self, source: str, uids: Sequence[str], cursor: dict[str, Any]
+    ) -> set[int]:
         async with self.transaction():
             rows = await self._all_in(
                 "SELECT person_id FROM cards WHERE source = ? AND uid IN ({})", uids, (source,)
@@ -394,7 +400,9 @@ class Store:
                 continue
             first = datas[0]
             tags = list(dict.fromkeys(t for d in datas for t in d.get("tags", ())))
-            emails = list(dict.fromkeys(e for d in datas for e in d.get("emails", ())))
+            emails = list(
+                dict.fromkeys(e.strip().lower() for d in datas for e in d.get("emails", ()))
+            )
             notes = "\n".join(dict.fromkeys(d["note"] for d in datas if d.get("note")))
             preferred = next((d["nickname"] for d in datas if d.get("nickname")), "") or next(
                 (d["given_name"] for d in datas if d.get("given_name")), ""
@@ -508,7 +516,9 @@ class Store:
             (ts(datetime.now(UTC)),),
         )
 
-    async def _execute_in(self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()) -> None:
+    async def _execute_in(
+        self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
+    ) -> None:
         for chunk in _chunks(list(values)):
             await self.db.execute(sql.format(_marks(chunk)), (*before, *chunk))
 
@@ -595,7 +605,9 @@ class Store:
 
     # -- reminders (the outbox) ---------------------------------------------------
 
-    async def add_reminders(self, rows: Sequence[tuple[int, str, str, datetime, str | None, str, str]], now: datetime) -> None:
+    async def add_reminders(
+        self, rows: Sequence[tuple[int, str, str, datetime, str | None, str, str]], now: datetime
+    ) -> None:
         """Queue nudges: (person, rule, kind, due_at, tag, title, body). Idempotent."""
         async with self.transaction():
             await self.db.executemany(
@@ -623,8 +635,7 @@ class Store:
     async def mark_sending(self, ids: Sequence[int]) -> None:
         async with self.transaction():
             await self._execute_in(
-                "UPDATE reminders SET state = 'sending', attempts = attempts + 1"
-                " WHERE id IN ({})",
+                "UPDATE reminders SET state = 'sending', attempts = attempts + 1 WHERE id IN ({})",
                 ids,
             )
 
@@ -750,7 +761,15 @@ class Store:
     async def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every table, as rows of dicts: the backup `export --json` writes."""
         result = {}
-        for table in ("people", "identifiers", "cards", "interactions", "reminders", "cursors", "sources"):
+        for table in (
+            "people",
+            "identifiers",
+            "cards",
+            "interactions",
+            "reminders",
+            "cursors",
+            "sources",
+        ):
             async with self.db.execute(f"SELECT * FROM {table}") as cursor:
                 names = [d[0] for d in cursor.description]
                 result[table] = [dict(zip(names, r, strict=True)) for r in await cursor.fetchall()]
@@ -771,9 +790,7 @@ class Store:
     async def forget_sources(self, keep: Iterable[str]) -> None:
         keep = list(keep)
         async with self.transaction():
-            await self.db.execute(
-                f"DELETE FROM sources WHERE name NOT IN ({_marks(keep)})", keep
-            )
+            await self.db.execute(f"DELETE FROM sources WHERE name NOT IN ({_marks(keep)})", keep)
 
     async def source_health(self) -> list[dict[str, Any]]:
         async with self.db.execute("SELECT * FROM sources ORDER BY name") as cursor:

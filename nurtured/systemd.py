@@ -27,7 +27,9 @@ def notify(*lines: str) -> bool:
 
 def reloading() -> bool:
     """RELOADING=1 with the monotonic timestamp systemd needs to wait for READY."""
-    return notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+    return notify(
+        "RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
+    )
 
 
 def watchdog_interval() -> float | None:

@@ -15,6 +15,7 @@ it; the others are read.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 from collections import Counter
@@ -42,15 +43,14 @@ async def run(options: dict[str, Any], sink: Sink) -> None:
 
 
 async def _read(path: Path, sink: Sink) -> None:
-    if not path.exists():
-        sink.log.warning("%s does not exist yet; waiting for it", path)
-        entries: list[tuple[str, dict[str, Any]]] = []
-    else:
-        try:
-            entries = _entries(path)
-        except (yaml.YAMLError, csv.Error, UnicodeDecodeError, ValueError) as exc:
-            sink.log.warning("%s: %s; keeping what was read before", path, exc)
-            return
+    try:
+        entries = await asyncio.to_thread(_entries, path)
+    except FileNotFoundError:
+        sink.log.warning("%s does not exist (yet): no entries", path)
+        entries = []
+    except (OSError, yaml.YAMLError, csv.Error, UnicodeDecodeError, ValueError) as exc:
+        sink.log.warning("%s: %s; keeping what was read before", path, exc)
+        return
     interactions, seen = [], Counter()
     for where, entry in entries:
         try:
@@ -78,7 +78,9 @@ def _entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
     data = yaml.safe_load(text) or []
     if not isinstance(data, list):
         raise ValueError("expected a list of entries")
-    return [(f"entry {i + 1}", item if isinstance(item, dict) else {}) for i, item in enumerate(data)]
+    return [
+        (f"entry {i + 1}", item if isinstance(item, dict) else {}) for i, item in enumerate(data)
+    ]
 
 
 def _interaction(entry: dict[str, Any], sink: Sink) -> Interaction:

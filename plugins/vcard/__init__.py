@@ -8,7 +8,7 @@ while it runs costs the changed files, not the whole book.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,61 +21,69 @@ SUFFIXES = (".vcf", ".vcard")
 BATCH = 5000  # files per transaction on a cold import
 
 
-async def run(options: dict[str, Any], sink: Sink) -> None:
-    root: Path = options["path"]
-    folder = root if root.is_dir() or not root.suffix else root.parent
-    cursor = await sink.cursor()
-    present = _files(root)
-    gone = [key for key in cursor if key not in present]
-    await _sync(root, sorted(present.keys() | set(gone)), cursor, sink)
-    sink.ready()
-    async for paths in watch(folder, recursive=root.is_dir()):
-        keys = {_key(root, p) for p in paths if p.suffix.lower() in SUFFIXES}
-        keys = {k for k in keys if k is not None}
-        if keys:
-            await _sync(root, sorted(keys), cursor, sink)
+@dataclass(frozen=True, slots=True)
+class Book:
+    """A vdir folder, or one .vcf file; its files are known by their relative path."""
 
+    path: Path
+    is_folder: bool
 
-def _files(root: Path) -> dict[str, Path]:
-    if root.is_file():
-        return {root.name: root}
-    if not root.is_dir():
-        return {}
-    return {
-        str(p.relative_to(root)): p
-        for p in root.rglob("*")
-        if p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and p.is_file()
-    }
+    @property
+    def folder(self) -> Path:
+        return self.path if self.is_folder else self.path.parent
 
-
-def _key(root: Path, path: Path) -> str | None:
-    if root.is_dir() or not root.suffix:
+    def key(self, path: Path) -> str | None:
+        if path.suffix.lower() not in SUFFIXES or path.name.startswith("."):
+            return None
+        if not self.is_folder:
+            return path.name if path == self.path else None
         try:
-            return str(path.relative_to(root))
+            return str(path.relative_to(self.path))
         except ValueError:
             return None
-    return root.name if path == root else None
+
+    def files(self) -> set[str]:
+        if not self.is_folder:
+            return {self.path.name} if self.path.is_file() else set()
+        return {k for p in self.path.rglob("*") if (k := self.key(p)) and p.is_file()}
 
 
-def _stat(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_mtime_ns, st.st_size]
+async def run(options: dict[str, Any], sink: Sink) -> None:
+    path: Path = options["path"]
+    book = Book(path, await asyncio.to_thread(path.is_dir) or path.suffix.lower() not in SUFFIXES)
+    cursor = await sink.cursor()
+    await _sync(book, None, cursor, sink)
+    sink.ready()
+    async for paths in watch(book.folder, recursive=book.is_folder):
+        keys = {k for p in paths if (k := book.key(p))}
+        if keys:
+            await _sync(book, keys, cursor, sink)
 
 
-async def _sync(root: Path, keys: list[str], cursor: dict[str, Any], sink: Sink) -> None:
-    """Bring the cards of these files (relative keys) up to date; `cursor` is updated."""
-    base = root if root.is_dir() or not root.suffix else root.parent
+def _changed(book: Book, keys: set[str] | None, cursor: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Files (all when `keys` is None) whose size or mtime differ from the cursor's."""
+    if keys is None:
+        keys = book.files() | cursor.keys()
     changed = []
-    for key in keys:
-        stamp = _stat(base / key)
-        if stamp is None or stamp != cursor.get(key, {}).get("stamp"):
+    for key in sorted(keys):
+        try:
+            st = (book.folder / key).stat()
+            stamp: list[int] | None = [st.st_mtime_ns, st.st_size]
+        except OSError:
+            stamp = None
+        if stamp != cursor.get(key, {}).get("stamp"):
             changed.append((key, stamp))
+    return changed
+
+
+async def _sync(book: Book, keys: set[str] | None, cursor: dict[str, Any], sink: Sink) -> None:
+    """Bring the cards of changed files up to date; `cursor` is updated in place.
+
+    Listing, stat and parsing run in a thread: a big book must not block the event loop.
+    """
+    changed = await asyncio.to_thread(_changed, book, keys, cursor)
     for start in range(0, len(changed), BATCH):
-        batch = changed[start : start + BATCH]
-        parsed = await asyncio.to_thread(_parse, base, batch, sink)
+        parsed = await asyncio.to_thread(_parse, book.folder, changed[start : start + BATCH], sink)
         stale = [
             uid
             for key, _, cards in parsed
@@ -94,7 +102,7 @@ async def _sync(root: Path, keys: list[str], cursor: dict[str, Any], sink: Sink)
             else:
                 cursor[key] = entry
     if changed:
-        sink.log.info("read %d changed file(s) under %s", len(changed), root)
+        sink.log.info("read %d changed file(s) under %s", len(changed), book.path)
 
 
 def _parse(

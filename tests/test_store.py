@@ -1,0 +1,180 @@
+"""The SQLite store on a real database file: merging, idempotence, the reminder lifecycle."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from nurtured.model import Card, Interaction
+from nurtured.store import DB_NAME, MIGRATIONS, Store
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = await Store.open(tmp_path)
+    yield store
+    await store.close()
+
+
+def card(uid: str, name: str, **fields) -> Card:
+    return Card(uid=uid, name=name, **fields)
+
+
+async def test_schema_is_migrated_once(tmp_path):
+    store = await Store.open(tmp_path)
+    await store.close()
+    store = await Store.open(tmp_path)  # reopening must not re-run the migrations
+    await store.close()
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_cards_sharing_an_email_across_sources_are_one_person(store):
+    a = await store.upsert_cards(
+        "phone", [card("u1", "Ana Lima", emails=("Ana@Example.org",), tags=("friends",))], {}
+    )
+    b = await store.upsert_cards(
+        "work", [card("w9", "Ana L.", emails=("ana@example.org",), tags=("network",))], {}
+    )
+    assert a == b
+    [person] = await store.people()
+    assert person.tags == ["friends", "network"]
+    assert person.emails == ["ana@example.org"]
+    assert len(await store.cards_of(person.id)) == 2
+
+
+async def test_cards_sharing_a_phone_merge_whatever_the_formatting(store):
+    await store.upsert_cards("a", [card("1", "Jim", phones=("+351 912 345 678",))], {})
+    await store.upsert_cards("b", [card("2", "James", phones=("00351912345678",))], {})
+    assert len(await store.people()) == 1
+
+
+async def test_upserting_the_same_card_again_changes_it_in_place(store):
+    [first] = await store.upsert_cards("a", [card("1", "Jim", tags=("network",))], {})
+    [again] = await store.upsert_cards("a", [card("1", "James Young", nickname="Jim")], {})
+    assert first == again
+    [person] = await store.people()
+    assert (person.name, person.preferred, person.tags) == ("James Young", "Jim", [])
+
+
+async def test_removing_the_last_card_hides_a_person_and_keeps_their_history(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("ana@x.org",))], {})
+    await store.record_interactions(
+        "j", [Interaction("e1", "ana@x.org", NOW, "mutual", "call", "coffee")], {}
+    )
+    assert await store.remove_cards("a", ["1"], {}) == {pid}
+    assert await store.people() == []
+    # The card comes back (a file re-synced): the same person, history intact.
+    assert await store.upsert_cards("a", [card("1", "Ana", emails=("ana@x.org",))], {}) == {pid}
+    assert [t["note"] for t in await store.timeline(pid)] == ["coffee"]
+
+
+async def test_interactions_are_idempotent_by_external_id(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("ana@x.org",))], {})
+    item = Interaction("mail-1", "ana@x.org", NOW, "in", "email", "hello")
+    await store.record_interactions("mail", [item], {})
+    await store.record_interactions("mail", [item], {})
+    moved = Interaction("mail-1", "ana@x.org", NOW + timedelta(hours=1), "in", "email", "hi")
+    await store.record_interactions("mail", [moved], {})
+    timeline = await store.timeline(pid)
+    assert len(timeline) == 1
+    assert timeline[0]["note"] == "hi"
+    # The same external id from another source is another interaction.
+    await store.record_interactions("other", [item], {})
+    assert len(await store.timeline(pid)) == 2
+
+
+async def test_interaction_before_its_card_is_attached_when_the_card_arrives(store):
+    early = Interaction("j1", "Meimei Chen", NOW, "in", "message", "marathon")
+    assert await store.record_interactions("journal", [early], {}) == set()
+    assert len(await store.unresolved()) == 1
+    [pid] = await store.upsert_cards("a", [card("m", "Meimei Chen")], {})
+    assert await store.unresolved() == []
+    assert [t["note"] for t in await store.timeline(pid)] == ["marathon"]
+
+
+async def test_names_resolve_only_when_unambiguous(store):
+    await store.upsert_cards("a", [card("1", "Ana Lima"), card("2", "Ana Sousa")], {})
+    await store.record_interactions("j", [Interaction("x", "Ana", NOW, "in")], {})
+    assert len(await store.unresolved()) == 1  # "Ana" names two people: not guessed
+    await store.record_interactions("j", [Interaction("y", "ana sousa", NOW, "in")], {})
+    assert len(await store.unresolved()) == 1
+
+
+async def test_cursor_is_saved_with_the_data_it_describes(store):
+    await store.upsert_cards("a", [card("1", "Ana")], {"file.vcf": {"stamp": [1, 2]}})
+    assert await store.cursor("a") == {"file.vcf": {"stamp": [1, 2]}}
+    await store.remove_cards("a", ["1"], {"file.vcf": None})
+    assert await store.cursor("a") == {}
+
+
+async def test_a_failed_write_saves_neither_data_nor_cursor(store):
+    bad = Interaction("x", "someone", NOW, "sideways")  # violates the direction CHECK
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.record_interactions("j", [bad], {"ids": ["x"]})
+    assert await store.cursor("j") == {}
+    assert await store.unresolved() == []
+
+
+async def test_history_for_planning_starts_at_the_last_reply(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("a@x.org",))], {})
+    days = [NOW - timedelta(days=d) for d in (90, 60, 30, 10)]
+    await store.record_interactions(
+        "j",
+        [
+            Interaction("1", "a@x.org", days[0], "out"),
+            Interaction("2", "a@x.org", days[1], "in"),
+            Interaction("3", "a@x.org", days[2], "out"),
+            Interaction("4", "a@x.org", days[3], "out"),
+        ],
+        {},
+    )
+    [state] = await store.person_states([pid])
+    assert [(c.at, c.direction) for c in state.history] == [
+        (days[1], "in"),
+        (days[2], "out"),
+        (days[3], "out"),
+    ]
+
+
+async def test_reminders_are_queued_once_and_survive_a_crash_mid_delivery(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana")], {})
+    row = (pid, "friends", "cadence", NOW, None, "Reach out to Ana", "…")
+    await store.add_reminders([row], NOW)
+    await store.add_reminders([row], NOW)  # a restart queues the same due nudge again
+    [waiting] = await store.waiting()
+    await store.mark_sending([waiting.id])
+    assert await store.waiting() == []
+    # The process dies here; on the next start the nudge waits again.
+    assert await store.recover_sending() == 1
+    [again] = await store.waiting()
+    assert (again.id, again.attempts) == (waiting.id, 1)
+
+
+async def test_partial_delivery_remembers_which_channels_have_it(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana")], {})
+    await store.add_reminders([(pid, "r", "cadence", NOW, None, "t", "b")], NOW)
+    [r] = await store.waiting()
+    retry = NOW + timedelta(seconds=30)
+    await store.mark_delivered([(r.id, ["chan-a"], "chan-b: HTTP 500", retry)], NOW)
+    [failed] = await store.failing()
+    assert (failed.delivered, failed.retry_at, failed.sent_at) == (["chan-a"], retry, None)
+    await store.mark_delivered([(r.id, ["chan-a", "chan-b"], "", None)], NOW)
+    assert await store.failing() == []
+    assert await store.sent_since(NOW - timedelta(hours=1)) == 1
+
+
+async def test_a_contact_after_a_sent_nudge_supersedes_it(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("a@x.org",))], {})
+    await store.add_reminders([(pid, "r", "cadence", NOW, None, "t", "b")], NOW)
+    [r] = await store.waiting()
+    await store.mark_delivered([(r.id, ["c"], "", None)], NOW)
+    later = NOW + timedelta(days=1)
+    await store.record_interactions("j", [Interaction("1", "a@x.org", later, "out")], {})
+    [closed] = await store.reminders_of(pid)
+    assert closed.state == "superseded"
