@@ -67,6 +67,7 @@ class Daemon:
         self.sources: dict[str, SourceRun] = {}
         self.wake = asyncio.Event()
         self.stop = asyncio.Event()
+        self._reloading = asyncio.Lock()  # a save and a SIGHUP may come together
         self._tasks: asyncio.TaskGroup | None = None
 
     # -- lifecycle ------------------------------------------------------------------
@@ -242,6 +243,10 @@ class Daemon:
 
     async def reload(self) -> None:
         """Parse, validate, swap atomically, replan: one path for file edits and SIGHUP."""
+        async with self._reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
         systemd.reloading()
         try:
             new = configuration.load(self.config.path)

@@ -416,9 +416,12 @@ def test_quoted_parameter_with_colon() -> None:
     assert card.emails == ("me@example.com",)
 
 
-def test_folded_name_and_tab_continuation() -> None:
-    card = _one(_card(["FN:Fol", " ded", "EMA", " IL:e@x.org", "NOTE:a", "\tb"]))
-    assert (card.name, card.emails, card.note) == ("Folded", ("e@x.org",), "ab")
+def test_folded_parameters_and_tab_continuation() -> None:
+    lines = ["FN:Fol", " ded", "EMAIL;TYPE=ho", " me:e@x.org", "NOTE:a", "\tb", "  c"]
+    lines += ["BDAY;X-APPLE-OMIT-", " YEAR=1604:1604-", " 04-15"]
+    card = _one(_card(lines))
+    assert (card.name, card.emails, card.note) == ("Folded", ("e@x.org",), "ab c")
+    assert card.birthday == "--04-15"
 
 
 def test_warning_line_numbers_count_folded_and_photo_lines() -> None:
