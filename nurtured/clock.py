@@ -40,7 +40,10 @@ def parse_duration(text: str) -> timedelta:
     for match in _DURATION.finditer(text):
         if match.start() != pos:
             break
-        total += timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            total += timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError:
+            raise ValueError(f"{text!r} is longer than nurtured can count") from None
         pos, seen = match.end(), True
     if not seen or pos != len(text):
         raise ValueError(

@@ -119,7 +119,10 @@ def _compose(text: str, path: Path) -> yaml.Node | None:
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # An unclosed quote or bracket is found at the end of the file; where it
+        # opened is the line to fix.
+        at_end = "end of stream" in (exc.problem or "")
+        mark = (exc.context_mark if at_end else None) or exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise ConfigError(f"{path}:{line}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
@@ -153,9 +156,14 @@ class _Reader:
                 raise self.error(node, where, f"environment variable {name} is not set")
             self.secrets.add(os.environ[name])
             return os.environ[name]
+        if node.tag.startswith("!"):
+            raise self.error(node, where, f"unknown tag {node.tag} (known: !secret, !env)")
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, where, "expected a single value")
-        return self._constructor.construct_object(node)
+        try:
+            return self._constructor.construct_object(node)
+        except yaml.YAMLError as exc:
+            raise self.error(node, where, str(getattr(exc, "problem", exc))) from None
 
     def _secret(self, node: yaml.Node, where: str) -> str:
         file = self.base / "secrets.yaml"
@@ -288,7 +296,10 @@ class _Reader:
             if "plugin" not in keys:
                 raise self.error(item, where, "missing required key 'plugin'")
             domain = self.string(keys["plugin"], f"{where}.plugin")
-            manifest = plugins.find(domain, self.base)
+            try:
+                manifest = plugins.find(domain, self.base)
+            except ValueError as exc:
+                raise self.error(keys["plugin"], f"{where}.plugin", str(exc)) from None
             if manifest is None:
                 known = ", ".join(sorted(plugins.available(self.base)))
                 raise self.error(
@@ -305,7 +316,14 @@ class _Reader:
                 for key in manifest.options
                 if key in items
             }
-            options.update((k, o.default) for k, o in manifest.options.items() if k not in options)
+            for key, option in manifest.options.items():
+                if key not in options and option.default is not None:
+                    # Defaults are converted like given values: a path default is
+                    # relative to the config, a duration default is a timedelta.
+                    default = yaml.compose(yaml.safe_dump(option.default))
+                    default.start_mark = item.start_mark
+                    options[key] = self.option(option, default, f"{where}.{key} (default)")
+                options.setdefault(key, None)
             name = (
                 self.string(items["name"], f"{where}.name")
                 if "name" in items
@@ -448,14 +466,20 @@ class _Reader:
         if node is None:
             return None
         text = self.string(node, where)
-        try:
-            names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
-        except ValueError as exc:
-            raise self.error(node, where, f"bad template: {exc}") from None
-        unknown = sorted(names - TEMPLATE_FIELDS.keys())
-        if unknown:
+        try:  # render it once now, so a nudge never fails to render later
+            for _, field_name, _, _ in string.Formatter().parse(text):
+                if field_name and not field_name.isidentifier():
+                    raise ValueError(f"{{{field_name}}}: only plain field names are allowed")
+            text.format(**dict.fromkeys(TEMPLATE_FIELDS, ""))
+        except KeyError as exc:
             known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
-            raise self.error(node, where, f"unknown field {{{unknown[0]}}} (known: {known})")
+            raise self.error(
+                node, where, f"unknown field {{{exc.args[0]}}} (known: {known})"
+            ) from None
+        except (ValueError, IndexError) as exc:
+            raise self.error(
+                node, where, f"bad template: {exc or 'a field needs a name'}"
+            ) from None
         return text
 
 

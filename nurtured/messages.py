@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from nurtured.clock import humanize
 from nurtured.planner import LIGHT_TOUCH, PersonState, Plan
@@ -39,7 +39,7 @@ def fields(person: PersonState, plan: Plan, rule: Rule, now: datetime) -> dict[s
     }
 
 
-def nudge(person: PersonState, plan: Plan, rule: Rule, now: datetime) -> Message:
+def nudge(person: PersonState, plan: Plan, rule: Rule, now: datetime, tz: tzinfo = UTC) -> Message:
     """The nudge for one person, from the rule's template or the personal default."""
     values = fields(person, plan, rule, now)
     name = values["preferred"]
@@ -56,11 +56,12 @@ def nudge(person: PersonState, plan: Plan, rule: Rule, now: datetime) -> Message
         who = {"out": "you reached out", "in": "they reached out", "mutual": "you talked"}
         lines = [
             f"It's been {values['since']} since {who.get(last.direction, 'you were in touch')}"
-            f" ({how}, {last.at.strftime('%-d %b %Y')})."
+            f" ({how}, {last.at.astimezone(tz).strftime('%-d %b %Y')})."
         ]
     if light:
+        tries = rule.pull_back.after if rule.pull_back else plan.unanswered
         lines.append(
-            f"Your last {plan.unanswered or 'few'} messages went unanswered, so keep it light:"
+            f"Your last {tries} attempts to reach them went unanswered, so keep it light:"
             " a short, friendly hello, no ask."
         )
     if last and last.note:

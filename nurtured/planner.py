@@ -176,11 +176,21 @@ def _next_local(now: datetime, at: time, tz: tzinfo) -> datetime:
 
 
 def digest_time(due_at: datetime, digest: str, tz: tzinfo) -> datetime:
-    """The first digest tick at or after `due_at`."""
+    """The first digest tick at or after `due_at`.
+
+    Cron reads the wall clock: when the clocks go back, a wall time that
+    happens twice is one tick, at its first occurrence (as cron itself does).
+    """
     from croniter import croniter
 
-    start = due_at.astimezone(tz) - timedelta(seconds=1)
-    return croniter(digest, start).get_next(datetime).astimezone(UTC)
+    # croniter gives the first tick strictly after `start`; ticks fall on whole seconds.
+    # Step back in UTC: wall-clock arithmetic would lose the DST fold.
+    start = due_at.replace(microsecond=0) - timedelta(seconds=0 if due_at.microsecond else 1)
+    ticks = croniter(digest, start.astimezone(tz))
+    while True:
+        tick = ticks.get_next(datetime).astimezone(tz)
+        if not tick.fold:
+            return tick.astimezone(UTC)
 
 
 def start_of_day(now: datetime, tz: tzinfo) -> datetime:

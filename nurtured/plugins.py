@@ -72,7 +72,15 @@ class Manifest:
 
 
 def _parse_manifest(text: str, module: str, origin: str, folder: Path | None = None) -> Manifest:
-    data = yaml.safe_load(text) or {}
+    """Read a manifest; any problem is a ValueError naming the plugin's origin."""
+    try:
+        return _manifest(yaml.safe_load(text) or {}, module, origin, folder)
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"the manifest of the plugin from {origin} is broken: {problem}") from None
+
+
+def _manifest(data: dict[str, Any], module: str, origin: str, folder: Path | None) -> Manifest:
     options = {}
     for key, spec in (data.get("options") or {}).items():
         if spec.get("type") not in OPTION_TYPES:
@@ -143,7 +151,14 @@ def available(config_dir: Path) -> dict[str, Manifest]:
         domains += sorted(p.name for p in user.iterdir() if (p / "manifest.yaml").is_file())
     found = {}
     for domain in domains:
-        if domain not in found and (manifest := find(domain, config_dir)):
+        if domain in found:
+            continue
+        try:
+            manifest = find(domain, config_dir)
+        except ValueError as exc:  # one broken plugin must not hide the others
+            log.warning("%s", exc)
+            continue
+        if manifest:
             found[domain] = manifest
     return found
 

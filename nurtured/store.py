@@ -524,8 +524,15 @@ class Store:
 
     # -- planning -----------------------------------------------------------------
 
-    async def person_states(self, people: Iterable[int] | None = None) -> list[PersonState]:
-        """What the planner needs, for some people or (None) every active one."""
+    async def person_states(
+        self, people: Iterable[int] | None = None, until: datetime | None = None
+    ) -> list[PersonState]:
+        """What the planner needs, for some people or (None) every active one.
+
+        History is read up to `until` (now, when planning): a contact logged for
+        the future must not hide the real ones before it.
+        """
+        limit = ts(until) or "9999"
         where, ids = "", sorted(people) if people is not None else None
         if ids is not None:
             if not ids:
@@ -541,16 +548,18 @@ class Store:
         history_sql = (
             "SELECT i.person_id, i.at, i.direction, i.channel, i.note FROM interactions i"
             " JOIN people p ON p.id = i.person_id"
-            " WHERE p.active = 1 AND i.at >= coalesce((SELECT max(at) FROM interactions j"
-            " WHERE j.person_id = i.person_id AND j.direction != 'out'), '')"
+            " WHERE p.active = 1 AND i.at <= ? AND i.at >= coalesce((SELECT max(at)"
+            " FROM interactions j WHERE j.person_id = i.person_id AND j.direction != 'out'"
+            " AND j.at <= ?), '')"
             + where.replace("p.id", "i.person_id")
             + " ORDER BY i.person_id, i.at"
         )
         if ids is None:
-            person_rows, history_rows = await self._all(person_sql), await self._all(history_sql)
+            person_rows = await self._all(person_sql)
+            history_rows = await self._all(history_sql, (limit, limit))
         else:
             person_rows = await self._all_in(person_sql, ids)
-            history_rows = await self._all_in(history_sql, ids)
+            history_rows = await self._all_in(history_sql, ids, (limit, limit))
         history: dict[int, list[Contact]] = {}
         for person, at, direction, channel, note in history_rows:
             history.setdefault(person, []).append(Contact(dt(at), direction, channel, note))

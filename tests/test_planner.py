@@ -448,9 +448,7 @@ def test_snooze_earlier_than_due_changes_nothing():
 
 
 def test_snooze_beyond_renotify_wins():
-    p = person(
-        inn(utc(2026, 1, 1)), last_nudge_at=utc(2026, 1, 31), snoozed_until=utc(2026, 2, 20)
-    )
+    p = person(inn(utc(2026, 1, 1)), last_nudge_at=utc(2026, 1, 31), snoozed_until=utc(2026, 2, 20))
     assert plan(p, [rule()], utc(2026, 2, 1)).due_at == utc(2026, 2, 20)
 
 
@@ -492,7 +490,11 @@ def test_release_with_nothing_waiting():
 
 
 def test_release_due_nudges_go_together_most_overdue_first():
-    waiting = [Waiting(1, utc(2026, 6, 1, 9)), Waiting(2, utc(2026, 5, 1)), Waiting(3, utc(2026, 6, 1))]
+    waiting = [
+        Waiting(1, utc(2026, 6, 1, 9)),
+        Waiting(2, utc(2026, 5, 1)),
+        Waiting(3, utc(2026, 5, 20)),
+    ]
     go, wake = release(waiting, utc(2026, 6, 1, 10), Limits(), LISBON, 0)
     assert [w.id for w in go] == [2, 3, 1]
     assert wake is None
@@ -785,14 +787,19 @@ def test_digest_time_autumn_dst_due_in_repeated_hour_is_not_given_an_earlier_tic
     assert digest_time(due, "30 1 * * *", LISBON) == utc(2026, 10, 26, 1, 30)
 
 
-def test_digest_time_autumn_dst_gives_one_tick_for_the_night():
-    """Nudges due every minute over the autumn night get the one 01:30 tick of 25 October
-    (or, once it passed, that of the 26th); no tick lies before its nudge's due time."""
+def test_digest_time_autumn_dst_tick_is_never_before_due():
+    """Nudges due every minute over the autumn night: none gets a tick before its due time."""
     start = utc(2026, 10, 24, 18)
     dues = [start + timedelta(minutes=m) for m in range(12 * 60)]
-    ticks = {due: digest_time(due, "30 1 * * *", LISBON) for due in dues}
-    assert [d for d, t in ticks.items() if t < d] == []
-    assert set(ticks.values()) == {utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)}
+    early = [d for d in dues if digest_time(d, "30 1 * * *", LISBON) < d]
+    assert early == []
+
+
+def test_digest_time_autumn_dst_daily_cron_ticks_once_that_night():
+    """A daily 01:30 digest fires once on 25 October, at the first 01:30 (as cron does);
+    a nudge due between the two 01:30s waits for 01:30 on the 26th."""
+    due = utc(2026, 10, 25, 0, 31)  # 01:31 WEST, after the first 01:30
+    assert digest_time(due, "30 1 * * *", LISBON) == utc(2026, 10, 26, 1, 30)
 
 
 def test_digest_time_spring_dst_never_before_due_and_one_tick_per_day():

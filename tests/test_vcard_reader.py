@@ -448,6 +448,27 @@ def test_v21_base64_photo_ends_with_blank_line() -> None:
     assert (card.name, card.phones) == ("Jane Doe", ("1",))
 
 
+def test_unindented_base64_lines_are_skipped() -> None:
+    photo = base64.b64encode(random.Random(1).randbytes(200_000)).decode()
+    lines = [photo[i : i + 76] for i in range(0, len(photo), 76)]
+    text = _card(["FN:Jane", "PHOTO;ENCODING=BASE64:", *lines, "", "EMAIL:j@x.org", photo])
+    assert _one(text).emails == ("j@x.org",)
+
+
+def test_soft_break_continuation_of_a_skipped_property_is_not_a_property() -> None:
+    text = _card(
+        [
+            "FN:A",
+            "LABEL;ENCODING=QUOTED-PRINTABLE:Office=0D=0A=",
+            "Tel: 555 0199 (reception)=0D=0A=",
+            "Email: desk@example.com",
+            "TEL:555 0100",
+        ]
+    )
+    card = _one(text.replace("VERSION:3.0", "VERSION:2.1"))
+    assert (card.phones, card.emails) == (("555 0100",), ())
+
+
 def test_soft_break_never_swallows_end_of_card() -> None:
     text = _card(["FN:A", "NOTE;ENCODING=QUOTED-PRINTABLE:dangling="]) + _card(["FN:B"])
     cards, warnings = read_cards(text, "x.vcf")

@@ -258,23 +258,27 @@ def _first(props: _Props, name: str) -> str:
 
 def _build(props: _Props) -> Card | None:
     """Turn one card's raw properties into a Card; None when it names no one."""
-    fn = _unescape(_first(props, "FN")).strip()
-    n = _split(_first(props, "N"), ";")
-    family = _unescape(n[0]).strip()
-    given = _unescape(n[1]).strip() if len(n) > 1 else ""
-    org = _unescape(_split(_first(props, "ORG"), ";")[0]).strip()
-    name = fn or " ".join(part for part in (given, family) if part) or org
+    get = props.get
+    name = _unescape(_first(props, "FN")).strip()
+    given = family = org = nickname = ""
+    if "N" in props:  # family;given;additional;prefix;suffix
+        n = _split(_first(props, "N"), ";")
+        family = _unescape(n[0]).strip()
+        given = _unescape(n[1]).strip() if len(n) > 1 else ""
+    if "ORG" in props:  # organisation;unit;...
+        org = _unescape(_split(_first(props, "ORG"), ";")[0]).strip()
+    name = name or f"{given} {family}".strip() or org
     if not name:
         return None
 
-    nickname = ""
-    for part in _split(_first(props, "NICKNAME"), ","):
-        nickname = _unescape(part).strip()
-        if nickname:
-            break
+    if "NICKNAME" in props:
+        for part in _split(_first(props, "NICKNAME"), ","):
+            nickname = _unescape(part).strip()
+            if nickname:
+                break
 
     emails: list[str] = []
-    for _, value in props.get("EMAIL", ()):
+    for _, value in get("EMAIL", ()):
         email = _unescape(value).strip().lower()
         if email.startswith("mailto:"):
             email = email[7:].strip()
@@ -282,7 +286,7 @@ def _build(props: _Props) -> Card | None:
             emails.append(email)
 
     phones: list[str] = []
-    for _, value in props.get("TEL", ()):
+    for _, value in get("TEL", ()):
         phone = value.strip()
         if phone[:4].lower() == "tel:":  # vCard 4.0 VALUE=uri
             phone = phone[4:].strip()
@@ -290,7 +294,7 @@ def _build(props: _Props) -> Card | None:
             phones.append(phone)
 
     tags: list[str] = []
-    for _, value in props.get("CATEGORIES", ()):
+    for _, value in get("CATEGORIES", ()):
         for part in _split(value, ","):
             tag = _unescape(part).strip()
             if tag and tag not in tags and tag.casefold() != _NOT_A_TAG:
