@@ -115,7 +115,8 @@ class Notifier:
         problems = [
             entry.message
             for outcome in getattr(result, "results", ())
-            for entry in outcome.logs
+            for attempt in outcome.attempts
+            for entry in attempt.logs
             if entry.level in ("WARNING", "ERROR")
         ]
         detail = problems[-1] if problems else f"status {getattr(result, 'status', result)!s}"

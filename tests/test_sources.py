@@ -158,15 +158,24 @@ async def test_restart_reads_only_files_changed_meanwhile(tmp_path, store, caplo
     assert "Person Three" in names and "Person 4" not in names and len(names) == 19
 
 
-async def test_cards_without_uid_are_known_by_file_and_position(tmp_path, running):
+async def test_cards_without_uid_keep_their_person_when_others_move(tmp_path, running):
     book = tmp_path / "contacts"
     book.mkdir()
-    text = "BEGIN:VCARD\nVERSION:3.0\nFN:No Uid\nEND:VCARD\n"
-    (book / "x.vcf").write_text(text)
+
+    def card(name: str) -> str:
+        return f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\nEMAIL:{name}@x.org\nEND:VCARD\n"
+
+    (book / "export.vcf").write_text(card("bo") + card("cy"))
     source = await running("vcard", path=book)
-    [person] = await source.store.people()
-    [(_, uid, _)] = await source.store.cards_of(person.id)
-    assert uid == "x.vcf#0"
+    [cy] = await source.store.find_people("cy")
+    [(_, uid, _)] = await source.store.cards_of(cy.id)
+    assert uid.startswith("export.vcf#")
+    (book / "export.vcf").write_text(card("al") + card("cy"))  # bo removed, al added before cy
+    await eventually(lambda: _has(source, "al"))
+    assert await source.names() == ["al", "cy"]
+    [still] = await source.store.find_people("cy")
+    assert still.id == cy.id
+    assert [u for _, u, _ in await source.store.cards_of(cy.id)] == [uid]
 
 
 async def _has(source: Running, name: str) -> bool:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import vobject
-from nurtured_plugins.vcard.reader import read_cards
 
 from nurtured.model import Card
+from nurtured_plugins.vcard.reader import read_cards
 
 DATA = Path(__file__).parent / "data" / "vcards"
 

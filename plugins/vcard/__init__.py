@@ -8,6 +8,7 @@ while it runs costs the changed files, not the whole book.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,25 @@ def _parse(
             found, warnings = read_cards(text, str(base / key))
             for warning in warnings:
                 sink.log.warning("%s", warning)
-            cards = [_with_uid(card, key, i) for i, card in enumerate(found)]
+            cards = _with_uids(found, key)
         result.append((key, stamp, cards))
     return result
 
 
-def _with_uid(card: Card, key: str, index: int) -> Card:
-    """A card without a UID is known by its file and position."""
-    return card if card.uid else replace(card, uid=f"{key}#{index}")
+def _with_uids(cards: list[Card], key: str) -> list[Card]:
+    """A card without a UID (Google's exports) is known by its file and contents.
+
+    Its name and addresses, not its position, so adding or removing another
+    card in the same file does not make it a new card.
+    """
+    seen: dict[str, int] = {}
+    result = []
+    for card in cards:
+        if not card.uid:
+            what = "|".join((card.name, *card.emails, *card.phones))
+            digest = hashlib.sha256(what.encode()).hexdigest()[:12]
+            seen[digest] = seen.get(digest, 0) + 1
+            suffix = f".{seen[digest]}" if seen[digest] > 1 else ""
+            card = replace(card, uid=f"{key}#{digest}{suffix}")
+        result.append(card)
+    return result
