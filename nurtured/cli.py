@@ -114,7 +114,7 @@ async def _changed(store: Store, config: Config, people: list[int]) -> None:
 async def cmd_status(args: argparse.Namespace, config: Config, store: Store) -> int:
     people = await store.people()
     failing = await store.failing()
-    config_error = await store.meta("config_error")
+    config_error = getattr(args, "config_error", None) or await store.meta("config_error")
     sources = await store.source_health()
     if args.json:
         _print_json(
@@ -207,7 +207,7 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
 async def cmd_log(args: argparse.Namespace, config: Config, store: Store) -> int:
     p = await _find(store, args.person)
     now = Clock().now()
-    at = parse_when(args.at, config.timezone) if args.at else now
+    at = parse_when(args.at, config.timezone, now) if args.at else now
     if at > now + timedelta(minutes=5):
         raise UserError("--at is in the future: log what happened, not what is planned")
     interaction = Interaction(
@@ -226,13 +226,7 @@ async def cmd_action(args: argparse.Namespace, config: Config, store: Store) -> 
     p = await _find(store, args.person)
     now = Clock().now()
     changes: dict[str, Any] = {}
-    if args.command == "done":
-        interaction = Interaction(
-            f"cli-{uuid.uuid4()}", p.emails[0] if p.emails else p.name, now, "out",
-            args.channel, args.note or "",
-        )  # fmt: skip
-        await store.record_interactions(CLI_SOURCE, [interaction], {})
-    elif args.command == "snooze":
+    if args.command == "snooze":
         changes["snoozed_until"] = now + parse_duration(args.duration)
     elif args.command == "skip":
         changes["skipped_at"] = now
@@ -242,6 +236,12 @@ async def cmd_action(args: argparse.Namespace, config: Config, store: Store) -> 
     elif args.command == "resume":
         changes.update(paused=0, paused_until=None, snoozed_until=None)
     await store.act(p.id, args.command, now, **changes)
+    if args.command == "done":  # you reached out: that is an outreach
+        interaction = Interaction(
+            f"cli-{uuid.uuid4()}", p.emails[0] if p.emails else p.name, now, "out",
+            args.channel, args.note or "",
+        )  # fmt: skip
+        await store.record_interactions(CLI_SOURCE, [interaction], {})
     await _changed(store, config, [p.id])
     after = await store.person(p.id)
     print(f"{args.command}: {p.name}; next: {after.kind or 'nothing'}"
@@ -426,8 +426,18 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+READ_ONLY = {"status", "due", "show", "plugins", "export"}
+
+
 async def _with_store(command: Command, args: argparse.Namespace, path: Path) -> int:
-    config = configuration.load(path)
+    try:
+        config = configuration.load(path)
+    except ConfigError as exc:
+        if args.command not in READ_ONLY:
+            raise
+        print(f"config error: {exc}", file=sys.stderr)
+        args.config_error = str(exc)
+        config = configuration.locate(path)
     store = await Store.open(config.state_dir)
     try:
         return await command(args, config, store)

@@ -78,11 +78,18 @@ def humanize(delta: timedelta) -> str:
     raise AssertionError("unreachable")
 
 
-def parse_when(text: str, tz: tzinfo) -> datetime:
-    """A date or date-time as a user types it; a bare date means midday local time."""
+def parse_when(text: str, tz: tzinfo, now: datetime | None = None) -> datetime:
+    """A date or date-time as a user types it.
+
+    A bare date means midday local time, or `now` if that is earlier: what
+    happened "today" has happened by now.
+    """
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(12), tz).astimezone(UTC)
+            day = date.fromisoformat(text)
+            midday = datetime.combine(day, time(12), tz).astimezone(UTC)
+            today = now is not None and now.astimezone(tz).date() == day
+            return min(midday, now) if today else midday
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(

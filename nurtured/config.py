@@ -8,8 +8,10 @@ config, `!env VAR` the environment.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +115,25 @@ def load(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
     return _Reader(path).config(_compose(text, path))
+
+
+def locate(path: Path) -> Config:
+    """Where a config keeps its state, even when it does not load.
+
+    Read-only commands (`status`, `show`…) use this while the config has an
+    error, so the user can still see their state, and the error, mid-edit.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    state_dir, tz = default_state_dir(), local_timezone()
+    if match := re.search(r"^state_dir:[ \t]*['\"]?([^'\"#\n]+?)['\"]?[ \t]*(#.*)?$", text, re.M):
+        state_dir = (Path(path).parent / Path(match[1]).expanduser()).resolve()
+    if match := re.search(r"^timezone:[ \t]*['\"]?([\w/+-]+)", text, re.M):
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            tz = ZoneInfo(match[1])
+    return Config(path=Path(path), timezone=tz, state_dir=state_dir)
 
 
 def _compose(text: str, path: Path) -> yaml.Node | None:

@@ -104,6 +104,10 @@ class Daemon:
             pass
         finally:
             close_control()
+            for run in self.sources.values():
+                await self.store.set_source_health(
+                    run.source.name, run.source.plugin, "stopped", "", datetime.now(UTC), None, 0
+                )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         if self._tasks is not None:
@@ -222,12 +226,19 @@ class Daemon:
         self.wake.set()
 
     async def _schedule(self) -> None:
+        failures = 0
         while True:
             self.wake.clear()
             now = self.clock.now()
-            await reminders.queue_due(self.store, self.config, now)
-            held = await reminders.deliver(self.store, self.config, self.notifier, now)
-            upcoming = await self.store.next_due(now)
+            try:
+                await reminders.queue_due(self.store, self.config, now)
+                held = await reminders.deliver(self.store, self.config, self.notifier, now)
+                upcoming = await self.store.next_due(now)
+                failures = 0
+            except Exception:  # a bad row or a full disk must not stop every nudge for good
+                failures += 1
+                log.exception("planning or delivery failed; trying again")
+                held, upcoming = now + reminders.retry_delay(failures), None
             until = min((t for t in (held, upcoming) if t is not None), default=now + MAX_SLEEP)
             delay = min(until - self.clock.now(), MAX_SLEEP).total_seconds()
             with contextlib.suppress(TimeoutError):
@@ -267,6 +278,7 @@ class Daemon:
         self.config, self.notifier = new, notifier
         self.redactor.update(new.channels, new.secrets)
         await self.store.set_meta("config_error", None)
+        await self.store.retry_now()  # a channel may have just been fixed
         before = {s.name: s for s in old.sources}
         after = {s.name: s for s in new.sources}
         for name in before:

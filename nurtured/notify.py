@@ -46,7 +46,8 @@ def redact_url(url: str) -> str:
     """An Apprise URL with its tokens and passwords masked."""
     apprise = _apprise()
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    return plugin.url(privacy=True) if plugin else _mask(url)
+    # The query holds Apprise's own defaults (retry, format…): noise in a log line.
+    return plugin.url(privacy=True).split("?")[0] if plugin else _mask(url)
 
 
 def _mask(url: str) -> str:
@@ -62,7 +63,11 @@ class Redactor(logging.Filter):
         self.replacements: list[tuple[str, str]] = []
 
     def update(self, channels: Iterable[Channel], secrets: Iterable[str]) -> None:
-        pairs = {c.url: redact_url(c.url) for c in channels if redact_url(c.url) != c.url}
+        pairs = {}
+        for channel in channels:
+            masked = redact_url(channel.url)
+            if "*" in masked or "..." in masked:  # Apprise hid a password or token
+                pairs[channel.url] = masked
         pairs.update((s, "***") for s in secrets if len(s) >= 4)
         self.replacements = sorted(pairs.items(), key=lambda p: -len(p[0]))
 

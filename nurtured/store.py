@@ -117,8 +117,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-#: Reminder states: waiting for delivery, being delivered, or delivered and open.
-OPEN = ("due", "sending", "failed")
+#: Reminder states that end a nudge; before them: due, sending, failed, sent.
 CLOSED = ("done", "snoozed", "skipped", "superseded", "paused")
 
 
@@ -420,6 +419,11 @@ class Store:
         await self.db.executemany(
             "UPDATE people SET active = 0, kind = NULL, next_due = NULL WHERE id = ?", gone
         )
+        await self.db.executemany(
+            "UPDATE reminders SET state = 'superseded', closed_at = ?"
+            " WHERE person_id = ? AND state IN ('due', 'failed')",
+            [(ts(datetime.now(UTC)), person) for (person,) in gone],
+        )
 
     async def _attach_unresolved(self) -> set[int]:
         """Give interactions recorded before their person's card arrived their person."""
@@ -509,7 +513,8 @@ class Store:
     async def _supersede_sent(self, people: set[int]) -> None:
         """A contact after a nudge went out answers that nudge by itself."""
         await self._execute_in(
-            "UPDATE reminders SET state = 'superseded', closed_at = ? WHERE state = 'sent'"
+            "UPDATE reminders SET state = 'superseded', closed_at = ?"
+            " WHERE state IN ('sent', 'failed') AND sent_at IS NOT NULL"
             " AND person_id IN ({}) AND sent_at <= (SELECT max(at) FROM interactions i"
             " WHERE i.person_id = reminders.person_id)",
             sorted(people),
@@ -587,8 +592,10 @@ class Store:
                 ],
             )  # fmt: skip
             await self._execute_in(
+                # A nudge that reached some channels keeps going to the others.
                 "UPDATE reminders SET state = 'superseded', closed_at = ?"
-                " WHERE state IN ('due', 'failed') AND person_id IN ({}) AND NOT EXISTS"
+                " WHERE state IN ('due', 'failed') AND sent_at IS NULL"
+                " AND person_id IN ({}) AND NOT EXISTS"
                 " (SELECT 1 FROM people p WHERE p.id = reminders.person_id"
                 " AND p.kind = reminders.kind AND p.next_due = reminders.due_at)",
                 [person for person, _ in plans],
@@ -607,7 +614,8 @@ class Store:
         rows = await self._all(
             "SELECT p.id FROM people p WHERE p.next_due <= ? AND p.kind IS NOT NULL"
             " AND p.active = 1 AND NOT EXISTS (SELECT 1 FROM reminders r"
-            " WHERE r.person_id = p.id AND r.kind = p.kind AND r.due_at = p.next_due)",
+            " WHERE r.person_id = p.id AND r.kind = p.kind AND r.due_at = p.next_due"
+            f" AND r.state NOT IN {CLOSED})",
             (ts(now),),
         )
         return [r[0] for r in rows]
@@ -617,12 +625,20 @@ class Store:
     async def add_reminders(
         self, rows: Sequence[tuple[int, str, str, datetime, str | None, str, str]], now: datetime
     ) -> None:
-        """Queue nudges: (person, rule, kind, due_at, tag, title, body). Idempotent."""
+        """Queue nudges: (person, rule, kind, due_at, tag, title, body). Idempotent.
+
+        A nudge closed before it went out (snoozed, then resumed) is reopened,
+        keeping the channels that already have it.
+        """
         async with self.transaction():
             await self.db.executemany(
-                "INSERT OR IGNORE INTO reminders"
+                "INSERT INTO reminders"
                 " (person_id, rule, kind, due_at, tag, title, body, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (person_id, kind, due_at) DO UPDATE SET state = 'due',"
+                " rule = excluded.rule, tag = excluded.tag, title = excluded.title,"
+                " body = excluded.body, retry_at = NULL, closed_at = NULL"
+                f" WHERE reminders.state IN {CLOSED}",
                 [(p, r, k, ts(d), tag, t, b, ts(now)) for p, r, k, d, tag, t, b in rows],
             )
 
@@ -654,18 +670,24 @@ class Store:
         """Record each reminder's delivery: (id, channels that have it, error, retry_at).
 
         No error means sent. A failure keeps the channels that did get it, so a
-        retry sends only to the others.
+        retry sends only to the others; a nudge that reached any channel has
+        gone out (`sent_at`), for renotify and the daily cap alike.
         """
         async with self.transaction():
             await self.db.executemany(
                 "UPDATE reminders SET delivered = ?, last_error = ?, retry_at = ?,"
                 " state = CASE WHEN ? = '' THEN 'sent' ELSE 'failed' END,"
-                " sent_at = CASE WHEN ? = '' THEN ? ELSE sent_at END WHERE id = ?",
+                " sent_at = CASE WHEN ? THEN coalesce(sent_at, ?) ELSE sent_at END WHERE id = ?",
                 [
-                    (json.dumps(chans), error, ts(retry), error, error, ts(now), rid)
+                    (json.dumps(chans), error, ts(retry), error, bool(chans), ts(now), rid)
                     for rid, chans, error, retry in outcomes
                 ],
             )
+
+    async def retry_now(self) -> None:
+        """Failed deliveries may go at once (the channels were just changed)."""
+        async with self.transaction():
+            await self.db.execute("UPDATE reminders SET retry_at = NULL WHERE state = 'failed'")
 
     async def sent_since(self, since: datetime) -> int:
         (count,) = await self._one(

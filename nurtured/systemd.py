@@ -61,5 +61,7 @@ def setup_logging(level: int = logging.INFO) -> logging.Handler:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("apprise").setLevel(logging.WARNING)
+    # watchfiles logs every change at INFO: a log file in a watched folder would feed itself.
+    for noisy in ("apprise", "watchfiles"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler

@@ -20,7 +20,7 @@ import csv
 import hashlib
 from collections import Counter
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def _interaction(entry: dict[str, Any], sink: Sink) -> Interaction:
         when = when.isoformat()
     elif isinstance(when, date):
         when = when.isoformat()
-    at = parse_when(str(when).strip(), sink.timezone)
+    at = parse_when(str(when).strip(), sink.timezone, datetime.now(UTC))
     person = str(entry["person"]).strip()
     if not person:
         raise ValueError("no person")
@@ -103,6 +103,8 @@ def _interaction(entry: dict[str, Any], sink: Sink) -> Interaction:
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
     note = str(entry.get("note") or "").strip()
-    key = "|".join((at.isoformat(), person.casefold(), direction, channel, note))
+    # The entry as written, not the time it means: a bare date of today means
+    # "now" until midday, and the entry must keep its id as the day goes on.
+    key = "|".join((str(when).strip(), person.casefold(), direction, channel, note))
     external_id = hashlib.sha256(key.encode()).hexdigest()[:20]
     return Interaction(external_id, person, at, direction, channel, note)
