@@ -126,7 +126,8 @@ def test_light_touch_body_says_keep_it_light_with_no_ask():
     body = nudge(person(last, notes=""), light_plan(last, 2), rule(), NOW).body
     assert body.splitlines() == [
         "It's been 2 months since you reached out (an email, 1 Mar 2026).",
-        "Your last 2 attempts to reach them went unanswered, so keep it light: a short, friendly hello, no ask.",
+        "Your last 2 attempts to reach them went unanswered, so keep it light:"
+        " a short, friendly hello, no ask.",
     ]
 
 
@@ -151,7 +152,8 @@ def test_nudge_from_a_real_light_touch_plan():
     assert message == Message(
         "A light touch for Jo",
         "It's been 2 months since you reached out (an email, 20 Feb 2026).\n"
-        "Your last 2 attempts to reach them went unanswered, so keep it light: a short, friendly hello, no ask.\n"
+        "Your last 2 attempts to reach them went unanswered, so keep it light:"
+        " a short, friendly hello, no ask.\n"
         "Last time: Asked about dinner\n"
         "About Jo: Loves climbing; two kids.",
     )

@@ -134,7 +134,7 @@ def vcard(p: Person) -> str:
             lines.append(f"EMAIL;TYPE={kind}{';PREF=1' if i == 0 else ''}:{email}")
         else:
             lines.append(f"EMAIL;TYPE=INTERNET,{kind.upper()}:{email}")
-    number = f"+{rng.randint(1, 99)} {rng.randint(100, 999)} {rng.randint(100, 999)} {rng.randint(100, 999)}"
+    number = f"+{rng.randint(1, 99)} " + " ".join(str(rng.randint(100, 999)) for _ in range(3))
     if v4:
         lines.append(f"TEL;VALUE=uri;TYPE=cell:tel:{number.replace(' ', '-')}")
     else:
@@ -146,17 +146,20 @@ def vcard(p: Person) -> str:
     if rng.random() < 0.3:
         lines.append("ORG:" + rng.choice(ORGS))
     if rng.random() < 0.3:
-        lines.append(f"BDAY:{rng.randint(1950, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
+        year, month, day = rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28)
+        lines.append(f"BDAY:{year}-{month:02d}-{day:02d}")
     if rng.random() < 0.25:
         city = rng.choice(CITIES)
-        lines.append(f"ADR;TYPE=home:;;Rua {rng.randint(1, 300)};{city};;{rng.randint(1000, 9999)};")
+        street, code = rng.randint(1, 300), rng.randint(1000, 9999)
+        lines.append(f"ADR;TYPE=home:;;Rua {street};{city};;{code};")
     if rng.random() < 0.02:  # a few with a photo of a few KB
         photo = base64.b64encode(rng.randbytes(rng.randint(2_000, 8_000))).decode()
         if v4:
             lines.append(f"PHOTO:data:image/jpeg;base64,{photo}")
         else:
             lines.append(f"PHOTO;ENCODING=b;TYPE=JPEG:{photo}")
-    lines.append(f"REV:{2020 + rng.randint(0, 5)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T10:00:00Z")
+    rev = f"{2020 + rng.randint(0, 5)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
+    lines.append(f"REV:{rev}T10:00:00Z")
     lines.append("END:VCARD")
     eol = "\r\n" if p.crlf else "\n"
     return eol.join(fold(line).replace("\n", eol) for line in lines) + eol
@@ -198,9 +201,16 @@ def generate(
             tags.append(rng.choice(TAGS))
         tags = list(dict.fromkeys(tags))
         p = Person(
-            uid=uid, file=f"{uid}.vcf", name=f"{given} {family}", given=given, family=family, emails=emails, tags=tags,
-            version=rng.choice(("3.0", "4.0")), crlf=rng.random() < 0.4,
-        )  # fmt: skip
+            uid=uid,
+            file=f"{uid}.vcf",
+            name=f"{given} {family}",
+            given=given,
+            family=family,
+            emails=emails,
+            tags=tags,
+            version=rng.choice(("3.0", "4.0")),
+            crlf=rng.random() < 0.4,
+        )
         book.people.append(p)
         (book.contacts / p.file).write_bytes(vcard(p).encode())
 
@@ -230,9 +240,7 @@ def generate(
     return book
 
 
-def write_config(
-    out: Path, state_dir: Path, notify_url: str, max_per_day: int | None = 10
-) -> Path:
+def write_config(out: Path, state_dir: Path, notify_url: str, max_per_day: int | None = 10) -> Path:
     """A config for the book in `out`: the example's rules plus one for clients."""
     limits = f"limits:\n  max_per_day: {max_per_day}\n" if max_per_day else ""
     text = f"""# Written by tests/benchmarks/generate.py
@@ -281,8 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     book = generate(args.out.resolve(), args.people, args.seed, args.per_person, config=args.config)
-    print(f"wrote {len(book.people)} cards to {book.contacts} and {book.interactions}"
-          f" interactions to {book.journal}" + (f"; config {book.config}" if book.config else ""))  # fmt: skip
+    extra = f"; config {book.config}" if book.config else ""
+    print(
+        f"wrote {len(book.people)} cards to {book.contacts}"
+        f" and {book.interactions} interactions to {book.journal}{extra}"
+    )
     return 0
 
 
