@@ -19,7 +19,7 @@ from nurtured import plugins, reminders, systemd
 from nurtured.clock import Clock, parse_duration, parse_when
 from nurtured.config import Config, ConfigError
 from nurtured.model import CHANNELS, Interaction
-from nurtured.store import PersonRow, Store
+from nurtured.store import PERSON_REF, PersonRow, Store
 
 CLI_SOURCE = "cli"
 
@@ -98,6 +98,15 @@ def _people_table(people: Sequence[PersonRow], config: Config) -> str:
     ]
     headers = ("NAME", "TAGS", "LAST CONTACT", "NEXT DUE", "KIND", "UNANSWERED", "PAUSED", "STAGE")
     return _table(headers, rows)
+
+
+async def _record_contact(
+    store: Store, person: PersonRow, at: datetime, direction: str, channel: str, note: str | None
+) -> None:
+    """A contact the user tells nurtured about, recorded under the `cli` source."""
+    who = f"{PERSON_REF}{person.id}"
+    interaction = Interaction(f"cli-{uuid.uuid4()}", who, at, direction, channel, note or "")
+    await store.record_interactions(CLI_SOURCE, [interaction], {})
 
 
 async def _changed(store: Store, config: Config, people: list[int]) -> None:
@@ -210,11 +219,7 @@ async def cmd_log(args: argparse.Namespace, config: Config, store: Store) -> int
     at = parse_when(args.at, config.timezone, now) if args.at else now
     if at > now + timedelta(minutes=5):
         raise UserError("--at is in the future: log what happened, not what is planned")
-    interaction = Interaction(
-        f"cli-{uuid.uuid4()}", p.emails[0] if p.emails else p.name, at, args.direction,
-        args.channel, args.note or "",
-    )  # fmt: skip
-    await store.record_interactions(CLI_SOURCE, [interaction], {})
+    await _record_contact(store, p, at, args.direction, args.channel, args.note)
     await _changed(store, config, [p.id])
     after = await store.person(p.id)
     print(f"logged {args.direction} {args.channel} with {p.name} on {_day(at, config)};"
@@ -237,11 +242,7 @@ async def cmd_action(args: argparse.Namespace, config: Config, store: Store) -> 
         changes.update(paused=0, paused_until=None, snoozed_until=None)
     await store.act(p.id, args.command, now, **changes)
     if args.command == "done":  # you reached out: that is an outreach
-        interaction = Interaction(
-            f"cli-{uuid.uuid4()}", p.emails[0] if p.emails else p.name, now, "out",
-            args.channel, args.note or "",
-        )  # fmt: skip
-        await store.record_interactions(CLI_SOURCE, [interaction], {})
+        await _record_contact(store, p, now, "out", args.channel, args.note)
     await _changed(store, config, [p.id])
     after = await store.person(p.id)
     print(f"{args.command}: {p.name}; next: {after.kind or 'nothing'}"

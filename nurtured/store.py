@@ -24,6 +24,7 @@ from nurtured.model import Card, Interaction
 from nurtured.planner import Contact, PersonState, Plan
 
 DB_NAME = "nurtured.db"
+PERSON_REF = "person:"  # `who` naming a person by id, for what the user logs by hand
 CHUNK = 900  # bound parameters per IN (...) list
 
 MIGRATIONS: tuple[str, ...] = (
@@ -441,6 +442,9 @@ class Store:
         names: list[tuple[int, str]] | None = None
         for ref in refs:
             text = ref.strip()
+            if text.startswith(PERSON_REF) and text[len(PERSON_REF) :].isdigit():
+                result[ref] = int(text[len(PERSON_REF) :])
+                continue
             if "@" in text:
                 key = ("email", text.lower().removeprefix("mailto:"))
             elif len(normalize_phone(text)) >= 5 and not re.search(r"[^\d+\-(). /]", text):

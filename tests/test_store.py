@@ -179,3 +179,14 @@ async def test_a_contact_after_a_sent_nudge_supersedes_it(store):
     await store.record_interactions("j", [Interaction("1", "a@x.org", later, "out")], {})
     [closed] = await store.reminders_of(pid)
     assert closed.state == "superseded"
+
+
+async def test_what_the_user_logs_goes_to_the_person_they_chose(store):
+    # Two people with one name: a reference by id is never ambiguous.
+    first = await store.upsert_cards("a", [card("1", "Ana Lima", emails=("a1@x.org",))], {})
+    second = await store.upsert_cards("a", [card("2", "Ana Lima", emails=("a2@x.org",))], {})
+    [pid] = second
+    assert first != second
+    await store.record_interactions("cli", [Interaction("x", f"person:{pid}", NOW, "out")], {})
+    assert [t["external_id"] for t in await store.timeline(pid)] == ["x"]
+    assert await store.unresolved() == []
