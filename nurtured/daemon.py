@@ -30,6 +30,7 @@ from nurtured.store import Store
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 15.0  # seconds to wait for sources' first read before saying READY
+HOLD_TIMEOUT = 300.0  # …and before nudging anyway, if a source never finishes its first read
 MAX_SLEEP = timedelta(minutes=15)  # re-check the wall clock now and then (suspend, clock jumps)
 
 
@@ -89,10 +90,11 @@ class Daemon:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 self._start_sources(self.config.sources)
-                await self._wait_ready()
+                sources_read = asyncio.ensure_future(self._sources_read())
+                await self._wait(sources_read, READY_TIMEOUT, "saying READY")
                 systemd.notify("READY=1", f"STATUS={self._status_line()}")
                 log.info("nurtured is running: %s", self._status_line())
-                tasks.create_task(self._schedule())
+                tasks.create_task(self._schedule(sources_read))
                 tasks.create_task(self._watch_config())
                 if interval := systemd.watchdog_interval():
                     tasks.create_task(self._watchdog(interval))
@@ -201,15 +203,15 @@ class Daemon:
         await report(plugins.Health())
         await plugins.supervise(start, source.name, report)
 
-    async def _wait_ready(self) -> None:
-        waits = [r.ready.wait() for r in self.sources.values()]
-        if not waits:
-            return
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), READY_TIMEOUT)
-        except TimeoutError:
+    async def _sources_read(self) -> None:
+        """Every source has done its first read (or failed)."""
+        await asyncio.gather(*(r.ready.wait() for r in self.sources.values()))
+
+    async def _wait(self, sources_read: asyncio.Future[None], timeout: float, what: str) -> None:
+        await asyncio.wait({sources_read}, timeout=timeout)
+        if not sources_read.done():
             slow = [n for n, r in self.sources.items() if not r.ready.is_set()]
-            log.warning("still reading: %s; starting anyway", ", ".join(slow))
+            log.warning("still reading %s; %s anyway", ", ".join(slow), what)
 
     async def _stop_source(self, name: str) -> None:
         task = self.sources.pop(name).task
@@ -225,7 +227,10 @@ class Daemon:
         await reminders.replan(self.store, self.config, self.clock.now(), people)
         self.wake.set()
 
-    async def _schedule(self) -> None:
+    async def _schedule(self, sources_read: asyncio.Future[None]) -> None:
+        # Nudge only once the sources have read what they have: the most overdue
+        # people first, not whoever's card happened to be read first.
+        await self._wait(sources_read, HOLD_TIMEOUT, "nudging")
         failures = 0
         while True:
             self.wake.clear()

@@ -175,6 +175,11 @@ def _next_local(now: datetime, at: time, tz: tzinfo) -> datetime:
     raise AssertionError("unreachable")
 
 
+def next_day(now: datetime, tz: tzinfo) -> datetime:
+    """The next local midnight: when the daily cap starts over."""
+    return _next_local(now, time(0), tz)
+
+
 def digest_time(due_at: datetime, digest: str, tz: tzinfo) -> datetime:
     """The first digest tick at or after `due_at`.
 
@@ -230,6 +235,6 @@ def release(
         room = max(0, limits.max_per_day - sent_today)
         if len(ready) > room:
             ready = ready[:room]
-            tomorrow = _next_local(now, time(0), tz)
+            tomorrow = next_day(now, tz)
             wake = min(wake, tomorrow) if wake else tomorrow
     return ready, wake

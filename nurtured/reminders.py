@@ -69,10 +69,13 @@ async def deliver(
     Nudges released together for the same channel become one message.
     Returns when to look again for held-back or failed nudges.
     """
+    sent_today = await store.sent_since(planner.start_of_day(now, config.timezone))
+    cap = config.limits.max_per_day
+    if cap is not None and sent_today >= cap:  # nothing more today: don't even load the backlog
+        return planner.next_day(now, config.timezone) if await store.waiting_count() else None
     waiting = await store.waiting()
     if not waiting:
         return None
-    sent_today = await store.sent_since(planner.start_of_day(now, config.timezone))
     go, wake = planner.release(
         [planner.Waiting(r.id, r.due_at, r.retry_at) for r in waiting],
         now,

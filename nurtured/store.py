@@ -339,17 +339,22 @@ class Store:
             (next_id,) = await self._one("SELECT coalesce(max(id), 0) + 1 FROM people")
 
             new_people, card_rows, id_rows, touched = [], [], [], set()
+            fresh: dict[int, dict[str, dict[str, Any]]] = {}  # new people: all their cards
             for card in cards:
                 ids = identifiers_of(card)
                 person = owner.get(card.uid) or next((known[i] for i in ids if i in known), None)
                 if person is None:
                     person, next_id = next_id, next_id + 1
                     new_people.append((person, card.name, ts(now)))
+                    fresh[person] = {}
                 for i in ids:
                     known.setdefault(i, person)
                 owner[card.uid] = person
                 touched.add(person)
-                card_rows.append((source, card.uid, person, json.dumps(_card_data(card))))
+                data = _card_data(card)
+                if person in fresh:
+                    fresh[person][card.uid] = data
+                card_rows.append((source, card.uid, person, json.dumps(data)))
                 id_rows += [(k, v, person) for k, v in ids]
             await self.db.executemany(
                 "INSERT INTO people (id, name, first_seen) VALUES (?, ?, ?)", new_people
@@ -364,7 +369,9 @@ class Store:
                 "INSERT OR IGNORE INTO identifiers (kind, value, person_id) VALUES (?, ?, ?)",
                 id_rows,
             )
-            await self._refresh_people(touched)
+            await self._refresh_people(
+                touched, {p: [d for _, d in sorted(c.items())] for p, c in fresh.items()}
+            )
             touched |= await self._attach_unresolved()
             await self._save_cursor(source, cursor)
         return touched
@@ -384,12 +391,19 @@ class Store:
             await self._save_cursor(source, cursor)
         return touched
 
-    async def _refresh_people(self, people: set[int]) -> None:
-        """Derive each person's name, tags and notes from all of their cards."""
-        cards: dict[int, list[dict[str, Any]]] = {p: [] for p in people}
+    async def _refresh_people(
+        self, people: set[int], known: dict[int, list[dict[str, Any]]] | None = None
+    ) -> None:
+        """Derive each person's name, tags and notes from all of their cards.
+
+        `known` holds the cards of people who have no others (just created), so
+        a cold import does not read back what it has just written.
+        """
+        known = known or {}
+        cards: dict[int, list[dict[str, Any]]] = {p: known.get(p, []) for p in people}
         rows = await self._all_in(
             "SELECT person_id, data FROM cards WHERE person_id IN ({}) ORDER BY source, uid",
-            sorted(people),
+            sorted(people - known.keys()),
         )
         for person, data in rows:
             cards[person].append(json.loads(data))
@@ -437,27 +451,32 @@ class Store:
         return {p for p, _ in updates}
 
     async def _resolve_many(self, refs: Iterable[str]) -> dict[str, int | None]:
-        """Map how sources name people (email, phone, name) to person ids."""
+        """Map how sources name people (email, phone, name) to person ids, in bulk."""
         result: dict[str, int | None] = {}
-        names: list[tuple[int, str]] | None = None
+        keys: dict[str, dict[str, list[str]]] = {"email": {}, "phone": {}}
+        names: list[str] = []
         for ref in refs:
             text = ref.strip()
             if text.startswith(PERSON_REF) and text[len(PERSON_REF) :].isdigit():
                 result[ref] = int(text[len(PERSON_REF) :])
-                continue
-            if "@" in text:
-                key = ("email", text.lower().removeprefix("mailto:"))
+            elif "@" in text:
+                keys["email"].setdefault(text.lower().removeprefix("mailto:"), []).append(ref)
             elif len(normalize_phone(text)) >= 5 and not re.search(r"[^\d+\-(). /]", text):
-                key = ("phone", normalize_phone(text))
+                keys["phone"].setdefault(normalize_phone(text), []).append(ref)
             else:
-                if names is None:
-                    names = await self._all("SELECT id, name FROM people WHERE active = 1")
-                result[ref] = _by_name(names, text)
-                continue
-            row = await self._one(
-                "SELECT person_id FROM identifiers WHERE kind = ? AND value = ?", key
+                names.append(ref)
+        for kind, wanted in keys.items():
+            result.update((ref, None) for refs_ in wanted.values() for ref in refs_)
+            rows = await self._all_in(
+                "SELECT value, person_id FROM identifiers WHERE kind = ? AND value IN ({})",
+                list(wanted),
+                (kind,),
             )
-            result[ref] = row[0] if row else None
+            result.update((ref, person) for value, person in rows for ref in wanted[value])
+        if names:
+            rows = await self._all("SELECT id, name FROM people WHERE active = 1")
+            folded = [(person, name.casefold()) for person, name in rows]
+            result.update((ref, _by_name(folded, ref.strip())) for ref in names)
         return result
 
     # -- interactions -----------------------------------------------------------
@@ -652,6 +671,12 @@ class Store:
             " ORDER BY due_at, id"
         )
         return [_reminder(r) for r in rows]
+
+    async def waiting_count(self) -> int:
+        (count,) = await self._one(
+            "SELECT count(*) FROM reminders WHERE state IN ('due', 'failed')"
+        )
+        return count
 
     async def recover_sending(self) -> int:
         """After a crash, nudges caught mid-delivery wait again (never dropped)."""
@@ -852,10 +877,13 @@ def _card_data(card: Card) -> dict[str, Any]:
 
 
 def _by_name(people: Sequence[tuple[int, str]], text: str) -> int | None:
-    """A name resolves to the one person with exactly that name, else the one containing it."""
+    """A name resolves to the one person with exactly that name, else the one containing it.
+
+    `people` holds (id, case-folded name).
+    """
     folded = text.casefold()
-    exact = [i for i, name in people if name.casefold() == folded]
+    exact = [i for i, name in people if name == folded]
     if len(exact) == 1:
         return exact[0]
-    partial = [i for i, name in people if folded in name.casefold()]
+    partial = [i for i, name in people if folded in name]
     return partial[0] if len(partial) == 1 and not exact else None
