@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from nurtured.plugins import Sink, watch
 from .reader import read_cards
 
 SUFFIXES = (".vcf", ".vcard")
-BATCH = 5000  # files per transaction on a cold import
+BATCH = 2000  # files per transaction on a cold import
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +44,29 @@ class Book:
         except ValueError:
             return None
 
-    def files(self) -> set[str]:
+    def stamps(self) -> dict[str, list[int]]:
+        """Every card file with its (mtime, size): one stat per file."""
         if not self.is_folder:
-            return {self.path.name} if self.path.is_file() else set()
-        return {k for p in self.path.rglob("*") if (k := self.key(p)) and p.is_file()}
+            stamp = _stamp(self.path)
+            return {self.path.name: stamp} if stamp else {}
+        found, folders = {}, [self.path]
+        while folders:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(Path(entry.path))
+                    elif (key := self.key(Path(entry.path))) and entry.is_file():
+                        st = entry.stat()
+                        found[key] = [st.st_mtime_ns, st.st_size]
+        return found
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
 
 
 async def run(options: dict[str, Any], sink: Sink) -> None:
@@ -64,14 +84,13 @@ async def run(options: dict[str, Any], sink: Sink) -> None:
 def _changed(book: Book, keys: set[str] | None, cursor: dict[str, Any]) -> list[tuple[str, Any]]:
     """Files (all when `keys` is None) whose size or mtime differ from the cursor's."""
     if keys is None:
-        keys = book.files() | cursor.keys()
+        stamps = book.stamps()
+        keys = stamps.keys() | cursor.keys()
+    else:
+        stamps = {k: s for k in keys if (s := _stamp(book.folder / k))}
     changed = []
     for key in sorted(keys):
-        try:
-            st = (book.folder / key).stat()
-            stamp: list[int] | None = [st.st_mtime_ns, st.st_size]
-        except OSError:
-            stamp = None
+        stamp = stamps.get(key)
         if stamp != cursor.get(key, {}).get("stamp"):
             changed.append((key, stamp))
     return changed
@@ -80,11 +99,20 @@ def _changed(book: Book, keys: set[str] | None, cursor: dict[str, Any]) -> list[
 async def _sync(book: Book, keys: set[str] | None, cursor: dict[str, Any], sink: Sink) -> None:
     """Bring the cards of changed files up to date; `cursor` is updated in place.
 
-    Listing, stat and parsing run in a thread: a big book must not block the event loop.
+    Listing, stat and parsing run in a thread: a big book must not block the event
+    loop. The next batch is parsed while the current one is stored.
     """
     changed = await asyncio.to_thread(_changed, book, keys, cursor)
-    for start in range(0, len(changed), BATCH):
-        parsed = await asyncio.to_thread(_parse, book.folder, changed[start : start + BATCH], sink)
+    batches = [changed[i : i + BATCH] for i in range(0, len(changed), BATCH)]
+
+    def parse(batch: list[tuple[str, Any]]) -> asyncio.Future[list[Any]]:
+        return asyncio.ensure_future(asyncio.to_thread(_parse, book.folder, batch, sink))
+
+    upcoming = parse(batches[0]) if batches else None
+    for i in range(len(batches)):
+        assert upcoming is not None
+        parsed = await upcoming
+        upcoming = parse(batches[i + 1]) if i + 1 < len(batches) else None
         stale = [
             uid
             for key, _, cards in parsed
