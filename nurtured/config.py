@@ -73,6 +73,7 @@ class Config:
     channels: tuple[Channel, ...] = ()
     limits: Limits = field(default_factory=Limits)
     rules: tuple[Rule, ...] = ()
+    me: tuple[str, ...] = ()  # the user's own addresses, or patterns like *@mycompany.example
     secrets: frozenset[str] = frozenset()  # values to keep out of logs and output
 
 
@@ -279,7 +280,7 @@ class _Reader:
 
     def config(self, root: yaml.Node | None) -> Config:
         top = self.mapping(
-            root, "", {"timezone", "state_dir", "sources", "notify", "limits", "rules"}
+            root, "", {"timezone", "state_dir", "sources", "notify", "limits", "rules", "me"}
         )
         tz = local_timezone()
         if "timezone" in top:
@@ -304,6 +305,9 @@ class _Reader:
             channels=channels,
             limits=self.limits(top.get("limits")),
             rules=self.rules(top.get("rules"), channels),
+            me=tuple(a.strip().lower() for a in self.strings(top["me"], "me"))
+            if "me" in top
+            else (),
             secrets=frozenset(self.secrets),
         )
 

@@ -191,7 +191,9 @@ class Daemon:
                 )
             )
 
-        sink = plugins.Sink(source.name, self.store, self.config.timezone, self.changed, ready)
+        sink = plugins.Sink(
+            source.name, self.store, self.config.timezone, self.changed, ready, self.config.me
+        )
 
         async def start() -> None:
             missing = source.manifest.missing_requirements()
@@ -287,7 +289,7 @@ class Daemon:
         before = {s.name: s for s in old.sources}
         after = {s.name: s for s in new.sources}
         for name in before:
-            if name not in after or after[name] != before[name]:
+            if name not in after or after[name] != before[name] or old.me != new.me:
                 await self._stop_source(name)
         await self.store.forget_sources(after)
         self._start_sources(tuple(s for n, s in after.items() if n not in self.sources))

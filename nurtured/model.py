@@ -46,7 +46,9 @@ class Interaction:
     a phone number or a name. The store resolves it to a person; one it cannot
     resolve yet is kept and attached as soon as a matching card appears.
     `external_id` is unique within the source, so re-reading never
-    double-counts.
+    double-counts. Mail carries its thread: `message_id` (the same message
+    seen by two sources counts once) and `replies_to`, the Message-IDs it
+    answers (In-Reply-To, References).
     """
 
     external_id: str
@@ -55,3 +57,5 @@ class Interaction:
     direction: Direction
     channel: str = "note"
     note: str = ""
+    message_id: str = ""
+    replies_to: tuple[str, ...] = ()

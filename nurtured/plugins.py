@@ -194,9 +194,11 @@ class Sink:
         timezone: tzinfo,
         on_change: Callable[[set[int]], Awaitable[None]],
         on_ready: Callable[[], None],
+        me: tuple[str, ...] = (),
     ) -> None:
         self.source = source
         self.timezone = timezone
+        self.me = me  # the user's own addresses and patterns (config `me:`)
         self.log = logging.getLogger(f"nurtured.plugins.{source.split(':')[0]}")
         self._store = store
         self._on_change = on_change

@@ -116,6 +116,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    ALTER TABLE interactions ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE interactions ADD COLUMN replies_to TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX interactions_message ON interactions(message_id) WHERE message_id != '';
+    """,
 )
 
 #: Reminder states that end a nudge; before them: due, sending, failed, sent.
@@ -484,9 +489,20 @@ class Store:
     async def record_interactions(
         self, source: str, items: Sequence[Interaction], cursor: dict[str, Any]
     ) -> set[int]:
-        """Record interactions idempotently: the same external id updates, never adds."""
+        """Record interactions idempotently: the same external id updates, never adds.
+
+        A message another source already recorded (same Message-ID, same
+        person) is left out: one mail in two folders or two sources counts once.
+        """
         async with self.transaction():
             resolved = await self._resolve_many({i.who for i in items})
+            seen = await self._all_in(
+                "SELECT message_id, who FROM interactions WHERE source != ? AND message_id IN ({})",
+                sorted({i.message_id for i in items if i.message_id}),
+                (source,),
+            )
+            seen_set = {tuple(row) for row in seen}
+            items = [i for i in items if (i.message_id, i.who) not in seen_set]
             before = await self._all_in(
                 "SELECT person_id FROM interactions"
                 " WHERE source = ? AND external_id IN ({}) AND person_id IS NOT NULL",
@@ -494,15 +510,15 @@ class Store:
                 (source,),
             )
             await self.db.executemany(
-                "INSERT INTO interactions"
-                " (source, external_id, person_id, who, at, direction, channel, note)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO interactions (source, external_id, person_id, who, at, direction,"
+                " channel, note, message_id, replies_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (source, external_id) DO UPDATE SET person_id = excluded.person_id,"
                 " who = excluded.who, at = excluded.at, direction = excluded.direction,"
-                " channel = excluded.channel, note = excluded.note",
+                " channel = excluded.channel, note = excluded.note,"
+                " message_id = excluded.message_id, replies_to = excluded.replies_to",
                 [
                     (source, i.external_id, resolved[i.who], i.who, ts(i.at), i.direction,
-                     i.channel, i.note)
+                     i.channel, i.note, i.message_id, json.dumps(list(i.replies_to)))
                     for i in items
                 ],
             )  # fmt: skip

@@ -224,7 +224,7 @@ RULE_KEYS = "answer_window, every, match, message, name, notify, pull_back, reno
             """,
             2,
             "rule",
-            "limits, notify, rules, sources, state_dir, timezone",
+            "limits, me, notify, rules, sources, state_dir, timezone",
         ),
         (
             """\
@@ -1093,3 +1093,9 @@ def test_check_the_example_config(tmp_path: Path) -> None:
     assert result.stdout == (
         f"{example}: ok: 2 source(s), 3 rule(s), 1 channel(s), state in {tmp_path / 'state'}\n"
     )
+
+
+def test_me_lists_the_users_own_addresses_and_patterns(tmp_path: Path) -> None:
+    config = load(tmp_path, "me: [Me@Example.org, '*@mycompany.example']\n")
+    assert config.me == ("me@example.org", "*@mycompany.example")
+    assert load(tmp_path, "rules: []\n").me == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -190,3 +191,16 @@ async def test_what_the_user_logs_goes_to_the_person_they_chose(store):
     await store.record_interactions("cli", [Interaction("x", f"person:{pid}", NOW, "out")], {})
     assert [t["external_id"] for t in await store.timeline(pid)] == ["x"]
     assert await store.unresolved() == []
+
+
+async def test_one_message_seen_by_two_sources_counts_once(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("ana@x.org",))], {})
+    mail = Interaction(
+        "imap:INBOX:7", "ana@x.org", NOW, "in", "email", "Re: slides",
+        message_id="<m1@x.org>", replies_to=("<m0@me.org>",),
+    )  # fmt: skip
+    await store.record_interactions("imap", [mail], {})
+    await store.record_interactions("maildir", [replace(mail, external_id="cur/123")], {})
+    await store.record_interactions("imap", [mail], {})  # and a re-read of the first
+    [only] = await store.timeline(pid)
+    assert only["source"] == "imap"
