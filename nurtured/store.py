@@ -120,6 +120,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE interactions ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE interactions ADD COLUMN replies_to TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX interactions_message ON interactions(message_id) WHERE message_id != '';
+    CREATE INDEX interactions_unresolved ON interactions(lower(trim(who))) WHERE person_id IS NULL;
     """,
 )
 
@@ -377,7 +378,7 @@ class Store:
             await self._refresh_people(
                 touched, {p: [d for _, d in sorted(c.items())] for p, c in fresh.items()}
             )
-            touched |= await self._attach_unresolved()
+            touched |= await self._attach_unresolved(cards)
             await self._save_cursor(source, cursor)
         return touched
 
@@ -445,9 +446,20 @@ class Store:
             [(ts(datetime.now(UTC)), person) for (person,) in gone],
         )
 
-    async def _attach_unresolved(self) -> set[int]:
-        """Give interactions recorded before their person's card arrived their person."""
-        rows = await self._all("SELECT id, who FROM interactions WHERE person_id IS NULL")
+    async def _attach_unresolved(self, cards: Sequence[Card]) -> set[int]:
+        """Give interactions recorded before their person's card arrived their person.
+
+        Only those naming these cards (an email, the name, the nickname or given
+        name) are looked at: the work follows the cards, not the backlog.
+        """
+        keys = {e.strip().lower() for c in cards for e in c.emails} | {
+            n.strip().lower() for c in cards for n in (c.name, c.nickname, c.given_name) if n
+        }
+        rows = await self._all_in(
+            "SELECT id, who FROM interactions INDEXED BY interactions_unresolved"
+            " WHERE person_id IS NULL AND lower(trim(who)) IN ({})",
+            sorted(keys),
+        )
         if not rows:
             return set()
         resolved = await self._resolve_many({who for _, who in rows})
