@@ -16,9 +16,11 @@ from typing import Any
 
 from nurtured import config as configuration
 from nurtured import plugins, reminders, systemd
-from nurtured.clock import Clock, parse_duration, parse_when
+from nurtured.clock import Clock, humanize, parse_duration, parse_when
 from nurtured.config import Config, ConfigError
 from nurtured.model import CHANNELS, Interaction
+from nurtured.reciprocity import Side, Trace, reciprocity
+from nurtured.rules import DEFAULT_ANSWER_WINDOW, first_match
 from nurtured.store import PERSON_REF, PersonRow, Store
 
 CLI_SOURCE = "cli"
@@ -169,6 +171,15 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
     identifiers = await store.identifiers_of(p.id)
     timeline = await store.timeline(p.id)
     nudges = await store.reminders_of(p.id)
+    rule = first_match(config.rules, p.name, p.tags, p.emails)
+    window = rule.answer_window if rule else DEFAULT_ANSWER_WINDOW
+    traces = [
+        Trace(
+            datetime.fromisoformat(t["at"]), t["direction"], t["message_id"], tuple(t["replies_to"])
+        )
+        for t in reversed(timeline)
+    ]
+    balance = reciprocity(traces, window, Clock().now())
     for item in timeline:
         item["at"] = _iso(datetime.fromisoformat(item["at"]), config)
     if args.json:
@@ -181,6 +192,10 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
             cards=[{"source": s, "uid": u, **d} for s, u, d in cards],
             identifiers=[{"kind": k, "value": v} for k, v in identifiers],
             timeline=timeline,
+            reciprocity={
+                "they_answer": _side_json(balance.they_answer),
+                "you_answer": _side_json(balance.you_answer),
+            },
             reminders=[
                 {"kind": r.kind, "due_at": _iso(r.due_at, config), "state": r.state,
                  "sent_at": _iso(r.sent_at, config), "error": r.last_error}
@@ -196,6 +211,8 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
     print(f"  next: {p.kind or 'nothing planned'} {_day(p.next_due, config) if p.next_due else ''}")
     print(f"  why: {p.reason}")
     print(f"  unanswered outreaches: {p.unanswered}")
+    they, you = _side_text(balance.they_answer), _side_text(balance.you_answer)
+    print(f"  they answer {they} of your messages; you answer {you} of theirs")
     print("\ncards:")
     for source, uid, _ in cards:
         print(f"  {source}  {uid}")
@@ -210,6 +227,40 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
         for r in nudges:
             print(f"  {_day(r.due_at, config)}  {r.kind:<11} {r.state}"
                   + (f"  ({r.last_error})" if r.last_error else ""))  # fmt: skip
+    return 0
+
+
+def _side_json(side: Side) -> dict[str, Any]:
+    latency = side.median_latency
+    return {
+        "asked": side.asked,
+        "answered": side.answered,
+        "rate": side.rate,
+        "median_latency_hours": round(latency.total_seconds() / 3600, 1) if latency else None,
+    }
+
+
+def _side_text(side: Side) -> str:
+    if not side.asked:
+        return "-"
+    text = f"{side.answered}/{side.asked}"
+    return text + (f" in {humanize(side.median_latency)}" if side.median_latency else "")
+
+
+async def cmd_suggest(args: argparse.Namespace, config: Config, store: Store) -> int:
+    found = await store.unknown_correspondents(args.limit)
+    for item in found:
+        item["last"] = _iso(datetime.fromisoformat(item["last"]), config)
+    if args.json:
+        _print_json({"suggestions": found})
+    elif found:
+        print("People you write to or hear from who are in no address book:")
+        print(_table(
+            ("ADDRESS", "WRITTEN TO", "HEARD FROM", "LAST"),
+            [(f["address"], f["written_to"], f["heard_from"], f["last"]) for f in found],
+        ))  # fmt: skip
+    else:
+        print("no unknown correspondents")
     return 0
 
 
@@ -402,6 +453,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--until", help="a date (default: until you resume)")
     s = sub.add_parser("resume", help="undo pause and snooze")
     s.add_argument("person")
+    s = sub.add_parser("suggest", help="who you mail with who is in no address book")
+    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--json", action="store_true")
     s = sub.add_parser("plugins", help="plugins, sources and their health")
     s.add_argument("--json", action="store_true")
     s = sub.add_parser("notify-test", help="send a test message to your channels")
@@ -422,12 +476,13 @@ COMMANDS: dict[str, Command] = {
     "pause": cmd_action,
     "resume": cmd_action,
     "plugins": cmd_plugins,
+    "suggest": cmd_suggest,
     "notify-test": cmd_notify_test,
     "export": cmd_export,
 }
 
 
-READ_ONLY = {"status", "due", "show", "plugins", "export"}
+READ_ONLY = {"status", "due", "show", "plugins", "export", "suggest"}
 
 
 async def _with_store(command: Command, args: argparse.Namespace, path: Path) -> int:

@@ -838,12 +838,26 @@ class Store:
         )
 
     async def timeline(self, person: int) -> list[dict[str, Any]]:
+        """A person's interactions, newest first."""
         rows = await self._all(
-            "SELECT at, direction, channel, note, source, external_id FROM interactions"
-            " WHERE person_id = ? ORDER BY at DESC",
+            "SELECT at, direction, channel, note, source, external_id, message_id, replies_to"
+            " FROM interactions WHERE person_id = ? ORDER BY at DESC",
             (person,),
         )
-        keys = ("at", "direction", "channel", "note", "source", "external_id")
+        keys = ("at", "direction", "channel", "note", "source", "external_id", "message_id")
+        return [
+            {**dict(zip(keys, r[:7], strict=True)), "replies_to": json.loads(r[7])} for r in rows
+        ]
+
+    async def unknown_correspondents(self, limit: int) -> list[dict[str, Any]]:
+        """Addresses in your mail that no address book knows, most in touch first."""
+        rows = await self._all(
+            "SELECT lower(trim(who)) AS address, sum(direction = 'out'), sum(direction = 'in'),"
+            " max(at) FROM interactions WHERE person_id IS NULL AND who LIKE '%@%'"
+            " GROUP BY address ORDER BY count(*) DESC, max(at) DESC LIMIT ?",
+            (limit,),
+        )
+        keys = ("address", "written_to", "heard_from", "last")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     async def dump(self) -> dict[str, list[dict[str, Any]]]:

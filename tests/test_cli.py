@@ -57,6 +57,9 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home.contact("Alice Moreau", 10, channel="call", note="her trip to Porto")
     home.contact("bruno@example.org", 45)  # friends every 30d: overdue, nudged at import
     home.contact("chuck@example.org", 20, direction="out", channel="email")
+    # Someone in no address book: kept, attached to no one, offered by `suggest`.
+    home.contact("Stranger@Elsewhere.example", 3, direction="in", channel="email")
+    home.contact("stranger@elsewhere.example", 2, direction="out", channel="email")
     daemon = home.daemon().start()
     try:
         daemon.wait_log("sent 1 nudge")
@@ -270,7 +273,7 @@ def test_export_json_has_everything(book: Home) -> None:
     parse_time(datetime.fromisoformat(data["exported_at"]).isoformat(timespec="seconds"))
     assert {"people", "interactions", "reminders", "cards", "identifiers"} <= set(data)
     assert {p["name"] for p in data["people"]} == EVERYONE | {NO_RULE}
-    assert len(data["interactions"]) == 3
+    assert len(data["interactions"]) == 5  # the stranger's two included
     [reminder] = data["reminders"]
     assert reminder["state"] == "sent" and reminder["title"] == "Reach out to Bruno"
     assert book.cli("export", check=2).returncode == 2  # --json is required
@@ -358,3 +361,29 @@ def test_log_today_in_the_morning(book: Home) -> None:
     assert result.returncode == 0, f"{zone}: {result.stderr}"
     last = parse_time(book.person("Diana Evans")["last_contact"])
     assert last.date().isoformat() == today and last <= now()
+
+
+def test_suggest_lists_correspondents_in_no_address_book(book: Home) -> None:
+    [found] = book.json("suggest")["suggestions"]
+    assert (found["address"], found["written_to"], found["heard_from"]) == (
+        "stranger@elsewhere.example",
+        1,
+        1,
+    )
+    assert parse_time(found["last"]) == midday(2)
+    assert not any(p["name"].startswith("Stranger") for p in book.status()["people"])
+
+
+def test_show_reports_who_answers_whom(book: Home) -> None:
+    # Chuck was written to 20 days ago and never answered: 0 of 1, past the 14-day window.
+    shown = book.json("show", "Chuck")["reciprocity"]
+    assert shown["they_answer"] == {
+        "asked": 1,
+        "answered": 0,
+        "rate": 0.0,
+        "median_latency_hours": None,
+    }
+    book.cli("log", "Chuck", "--in", "--channel", "email", "--at", days_ago(17))
+    shown = book.json("show", "Chuck")["reciprocity"]
+    assert shown["they_answer"]["rate"] == 1.0
+    assert shown["they_answer"]["median_latency_hours"] == 72.0
