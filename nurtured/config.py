@@ -111,11 +111,20 @@ def local_timezone() -> ZoneInfo:
 def load(path: Path) -> Config:
     """Read and validate the config at `path`, or raise ConfigError."""
     path = Path(path)
+    return _Reader(path).config(_compose(_read_text(path), path))
+
+
+def _read_text(path: Path) -> str:
+    """A config file's text, or a ConfigError saying why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
-    return _Reader(path).config(_compose(text, path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (save the file as UTF-8)") from None
 
 
 def locate(path: Path) -> Config:
@@ -190,12 +199,10 @@ class _Reader:
     def _secret(self, node: yaml.Node, where: str) -> str:
         file = self.base / "secrets.yaml"
         if self._secret_file is None:
+            if not file.exists():
+                raise self.error(node, where, f"!secret needs {file}, which does not exist")
             try:
-                loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise self.error(
-                    node, where, f"!secret needs {file}, which does not exist"
-                ) from None
+                loaded = yaml.safe_load(_read_text(file))
             except yaml.YAMLError as exc:
                 raise ConfigError(f"{file}: {exc}") from None
             self._secret_file = loaded if isinstance(loaded, dict) else {}

@@ -12,8 +12,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import signal
 import socket
+import struct
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +27,7 @@ from nurtured import plugins, reminders, systemd
 from nurtured.clock import Clock
 from nurtured.config import Config, ConfigError, Source
 from nurtured.notify import Notifier, Redactor
+from nurtured.planner import in_quiet_hours
 from nurtured.store import Store
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,10 @@ class Daemon:
                 "%d nudge(s) were being delivered when nurtured stopped: sending again", recovered
             )
         await self.store.set_meta("config_error", None)
+        dropped = await self.store.drop_sources(s.name for s in self.config.sources)
+        if dropped:
+            log.info("forgot %d people's cards and history from sources no longer configured",
+                     len(dropped))  # fmt: skip
         await reminders.replan(self.store, self.config, self.clock.now())
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -112,10 +119,18 @@ class Daemon:
                 )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        if self._tasks is not None:
-            self._tasks.create_task(coro)
-        else:
+        """Run a piece of work beside the others; its failure is logged, never fatal."""
+        if self._tasks is None:
             coro.close()
+            return
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("background work failed")
+
+        self._tasks.create_task(guarded())
 
     def _status_line(self) -> str:
         return f"{len(self.sources)} source(s), {len(self.config.rules)} rule(s)"
@@ -130,6 +145,8 @@ class Daemon:
     def _listen(self) -> Callable[[], None]:
         """Listen on the control socket; returns the function that stops listening."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # The kernel tells who sent each datagram: only our own user may poke us.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         try:
             sock.bind(control_address(self.config.state_dir))
         except OSError as exc:
@@ -140,13 +157,24 @@ class Daemon:
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
 
+        credentials = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
         def on_message() -> None:
             try:
-                data = sock.recv(65536)
-                people = json.loads(data).get("replan")
-            except (OSError, ValueError, AttributeError):
+                data, ancillary, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(credentials.size))
+                people = _replan_request(data)
+            except (OSError, ValueError) as exc:
+                log.warning("ignored a control message: %s", exc)
                 return
-            self._spawn(self.changed(set(people) if people is not None else None))
+            senders = [
+                credentials.unpack(cdata[: credentials.size])[1]
+                for level, kind, cdata in ancillary
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
+            ]
+            if senders != [os.getuid()]:
+                log.warning("ignored a control message from another user (uid %s)", senders)
+                return
+            self._spawn(self.changed(people))
 
         loop.add_reader(sock.fileno(), on_message)
 
@@ -269,17 +297,22 @@ class Daemon:
         try:
             new = configuration.load(self.config.path)
             notifier = Notifier(new.channels)
-        except ConfigError as exc:
+        except Exception as exc:  # a ConfigError, or a bug: either way keep the rules running
             text = self.redactor.redact(str(exc))
-            log.error("%s — the previous rules keep running", text)
+            log.error("%s — the previous rules keep running", text,
+                      exc_info=None if isinstance(exc, ConfigError) else exc)  # fmt: skip
+            told = await self.store.meta("config_error")
             await self.store.set_meta("config_error", text)
             systemd.notify("READY=1", f"STATUS=config error, previous rules kept: {text}")
-            for target in self.notifier.targets:
-                await self.notifier.send(
-                    target,
-                    "nurtured: your config has an error",
-                    f"{text}\nThe previous rules keep running.",
-                )
+            now, limits = self.clock.now(), self.config.limits
+            # Tell the user once per error, and not in the middle of the night.
+            if text != told and not in_quiet_hours(now, limits.quiet_hours, self.config.timezone):
+                for target in self.notifier.targets:
+                    await self.notifier.send(
+                        target,
+                        "nurtured: your config has an error",
+                        f"{text}\nThe previous rules keep running.",
+                    )
             return
         old = self.config
         self.config, self.notifier = new, notifier
@@ -291,11 +324,24 @@ class Daemon:
         for name in before:
             if name not in after or after[name] != before[name] or old.me != new.me:
                 await self._stop_source(name)
-        await self.store.forget_sources(after)
+        await self.store.drop_sources(after)
         self._start_sources(tuple(s for n, s in after.items() if n not in self.sources))
         await self.changed(None)
         systemd.notify("READY=1", f"STATUS={self._status_line()}")
         log.info("config reloaded: %s", self._status_line())
+
+
+def _replan_request(data: bytes) -> set[int] | None:
+    """`{"replan": [ids]}` or `{"replan": null}` (everyone); anything else is refused."""
+    message = json.loads(data)
+    people = message.get("replan", ...) if isinstance(message, dict) else ...
+    if people is None:
+        return None
+    if not isinstance(people, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) for p in people
+    ):
+        raise ValueError(f"not a replan request: {data[:200]!r}")
+    return set(people)
 
 
 class _Stop(Exception):

@@ -86,12 +86,14 @@ async def deliver(
     if not go:
         return wake
     by_id = {r.id: r for r in waiting}
-    batch = [by_id[w.id] for w in go]
-    await store.mark_sending([r.id for r in batch])
+    taken = await store.mark_sending([w.id for w in go])  # none closed since we looked
+    batch = [by_id[w.id] for w in go if w.id in taken]
 
+    # The tag comes from the rule as it is now: a renamed tag must not strand a nudge.
+    tags = {r.name: r.notify for r in config.rules}
     groups: dict[str | None, list[Reminder]] = {}
     for reminder in batch:
-        groups.setdefault(reminder.tag, []).append(reminder)
+        groups.setdefault(tags.get(reminder.rule, reminder.tag), []).append(reminder)
     delivered = {r.id: set(r.delivered) for r in batch}
     errors: dict[int, list[str]] = {r.id: [] for r in batch}
     for tag, group in groups.items():
@@ -105,15 +107,15 @@ async def deliver(
                 continue
             message = messages.batch([messages.Message(r.title, r.body) for r in todo])
             error = await notifier.send(target, message.title, message.body)
-            for r in todo:
-                if error:
-                    errors[r.id].append(error)
-                else:
-                    delivered[r.id].add(target.channel.key)
             if error:
                 log.warning("delivery failed: %s", error)
-            else:
-                log.info("sent %d nudge(s) to %s", len(todo), target.shown)
+                for r in todo:
+                    errors[r.id].append(error)
+                continue
+            await store.mark_channel([r.id for r in todo], target.channel.key, now)
+            for r in todo:
+                delivered[r.id].add(target.channel.key)
+            log.info("sent %d nudge(s) to %s", len(todo), target.shown)
 
     outcomes = []
     for r in batch:

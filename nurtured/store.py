@@ -120,7 +120,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE interactions ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE interactions ADD COLUMN replies_to TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX interactions_message ON interactions(message_id) WHERE message_id != '';
-    CREATE INDEX interactions_unresolved ON interactions(lower(trim(who))) WHERE person_id IS NULL;
+    ALTER TABLE interactions ADD COLUMN who_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX interactions_unresolved ON interactions(who_key) WHERE person_id IS NULL;
     """,
 )
 
@@ -153,6 +154,22 @@ def identifiers_of(card: Card) -> list[tuple[str, str]]:
     if card.uid:
         ids.append(("uid", card.uid))
     return ids
+
+
+def reference(who: str) -> tuple[str, str]:
+    """What kind of reference a source's `who` is, and its normalized key.
+
+    ("person", id) from the CLI, ("email", address), ("phone", digits), or
+    ("name", case-folded name).
+    """
+    text = who.strip()
+    if text.startswith(PERSON_REF) and text[len(PERSON_REF) :].isdigit():
+        return "person", text[len(PERSON_REF) :]
+    if "@" in text:
+        return "email", text.lower().removeprefix("mailto:")
+    if len(normalize_phone(text)) >= 5 and not re.search(r"[^\d+\-(). /]", text):
+        return "phone", normalize_phone(text)
+    return "name", text.casefold()
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -452,12 +469,15 @@ class Store:
         Only those naming these cards (an email, the name, the nickname or given
         name) are looked at: the work follows the cards, not the backlog.
         """
-        keys = {e.strip().lower() for c in cards for e in c.emails} | {
-            n.strip().lower() for c in cards for n in (c.name, c.nickname, c.given_name) if n
+        keys = {
+            reference(r)[1]
+            for c in cards
+            for r in (*c.emails, *c.phones, c.name, c.nickname, c.given_name)
+            if r
         }
         rows = await self._all_in(
             "SELECT id, who FROM interactions INDEXED BY interactions_unresolved"
-            " WHERE person_id IS NULL AND lower(trim(who)) IN ({})",
+            " WHERE person_id IS NULL AND who_key IN ({})",
             sorted(keys),
         )
         if not rows:
@@ -473,15 +493,13 @@ class Store:
         keys: dict[str, dict[str, list[str]]] = {"email": {}, "phone": {}}
         names: list[str] = []
         for ref in refs:
-            text = ref.strip()
-            if text.startswith(PERSON_REF) and text[len(PERSON_REF) :].isdigit():
-                result[ref] = int(text[len(PERSON_REF) :])
-            elif "@" in text:
-                keys["email"].setdefault(text.lower().removeprefix("mailto:"), []).append(ref)
-            elif len(normalize_phone(text)) >= 5 and not re.search(r"[^\d+\-(). /]", text):
-                keys["phone"].setdefault(normalize_phone(text), []).append(ref)
-            else:
+            kind, key = reference(ref)
+            if kind == "person":
+                result[ref] = int(key)
+            elif kind == "name":
                 names.append(ref)
+            else:
+                keys[kind].setdefault(key, []).append(ref)
         for kind, wanted in keys.items():
             result.update((ref, None) for refs_ in wanted.values() for ref in refs_)
             rows = await self._all_in(
@@ -522,15 +540,18 @@ class Store:
                 (source,),
             )
             await self.db.executemany(
-                "INSERT INTO interactions (source, external_id, person_id, who, at, direction,"
-                " channel, note, message_id, replies_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO interactions (source, external_id, person_id, who, who_key, at,"
+                " direction, channel, note, message_id, replies_to)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (source, external_id) DO UPDATE SET person_id = excluded.person_id,"
-                " who = excluded.who, at = excluded.at, direction = excluded.direction,"
+                " who = excluded.who, who_key = excluded.who_key, at = excluded.at,"
+                " direction = excluded.direction,"
                 " channel = excluded.channel, note = excluded.note,"
                 " message_id = excluded.message_id, replies_to = excluded.replies_to",
                 [
-                    (source, i.external_id, resolved[i.who], i.who, ts(i.at), i.direction,
-                     i.channel, i.note, i.message_id, json.dumps(list(i.replies_to)))
+                    (source, i.external_id, resolved[i.who], i.who, reference(i.who)[1],
+                     ts(i.at), i.direction, i.channel, i.note, i.message_id,
+                     json.dumps(list(i.replies_to)))
                     for i in items
                 ],
             )  # fmt: skip
@@ -714,11 +735,28 @@ class Store:
             )
             return cursor.rowcount
 
-    async def mark_sending(self, ids: Sequence[int]) -> None:
+    async def mark_sending(self, ids: Sequence[int]) -> set[int]:
+        """Take nudges for delivery; returns those still waiting (not closed meanwhile)."""
+        taken: set[int] = set()
+        async with self.transaction():
+            for chunk in _chunks(list(ids)):
+                rows = await self._all(
+                    "UPDATE reminders SET state = 'sending', attempts = attempts + 1"
+                    f" WHERE id IN ({_marks(chunk)}) AND state IN ('due', 'failed') RETURNING id",
+                    chunk,
+                )
+                taken |= {i for (i,) in rows}
+        return taken
+
+    async def mark_channel(self, ids: Sequence[int], channel: str, now: datetime) -> None:
+        """One channel has these nudges: recorded at once, so a crash never resends to it."""
         async with self.transaction():
             await self._execute_in(
-                "UPDATE reminders SET state = 'sending', attempts = attempts + 1 WHERE id IN ({})",
+                "UPDATE reminders SET delivered = json_insert(delivered, '$[#]', ?),"
+                " sent_at = coalesce(sent_at, ?) WHERE NOT EXISTS"
+                " (SELECT 1 FROM json_each(reminders.delivered) WHERE value = ?) AND id IN ({})",
                 ids,
+                (channel, ts(now), channel),
             )
 
     async def mark_delivered(
@@ -889,10 +927,26 @@ class Store:
                 (name, plugin, state, error, ts(since), ts(retry_at), restarts),
             )
 
-    async def forget_sources(self, keep: Iterable[str]) -> None:
-        keep = list(keep)
+    async def drop_sources(self, keep: Iterable[str]) -> set[int]:
+        """Forget what sources no longer configured said: their cards, history and cursor.
+
+        What the user logged by hand (the `cli` source) is never dropped.
+        Returns the people touched.
+        """
+        keep = [*keep, "cli"]
+        not_kept = f"source NOT IN ({_marks(keep)})"
         async with self.transaction():
+            rows = await self._all(
+                f"SELECT person_id FROM cards WHERE {not_kept} UNION"
+                f" SELECT person_id FROM interactions WHERE {not_kept} AND person_id IS NOT NULL",
+                keep * 2,
+            )
+            touched = {p for (p,) in rows}
+            for table in ("cards", "interactions", "cursors"):
+                await self.db.execute(f"DELETE FROM {table} WHERE {not_kept}", keep)
             await self.db.execute(f"DELETE FROM sources WHERE name NOT IN ({_marks(keep)})", keep)
+            await self._refresh_people(touched)
+        return touched
 
     async def source_health(self) -> list[dict[str, Any]]:
         async with self.db.execute("SELECT * FROM sources ORDER BY name") as cursor:

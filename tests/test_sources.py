@@ -284,3 +284,17 @@ async def test_a_failing_plugin_is_restarted_with_backoff_and_reported():
     assert reports[-1] == ("stopped", "")
     first_gap, second_gap = runs[1] - runs[0], runs[2] - runs[1]
     assert first_gap >= 0.05 and second_gap >= 0.1  # the back-off doubles
+
+
+async def test_a_card_copied_into_two_files_lives_until_both_are_gone(tmp_path, running):
+    book = tmp_path / "contacts"
+    book.mkdir()
+    (book / "ana.vcf").write_text(vcard("a", "Ana Lima"))
+    (book / "ana-copy.vcf").write_text(vcard("a", "Ana Lima"))
+    source = await running("vcard", path=book)
+    (book / "ana-copy.vcf").unlink()
+    (book / "bo.vcf").write_text(vcard("b", "Bo Berg"))  # a later change, to know we're past it
+    await eventually(lambda: _has(source, "Bo Berg"))
+    assert await source.names() == ["Ana Lima", "Bo Berg"]
+    (book / "ana.vcf").unlink()
+    await eventually(lambda: _gone(source, "Ana Lima"))

@@ -204,3 +204,16 @@ async def test_one_message_seen_by_two_sources_counts_once(store):
     await store.record_interactions("imap", [mail], {})  # and a re-read of the first
     [only] = await store.timeline(pid)
     assert only["source"] == "imap"
+
+
+async def test_interactions_by_phone_or_mailto_wait_for_their_card(store):
+    early = [
+        Interaction("1", "+351 912 345 678", NOW, "in", "call"),
+        Interaction("2", "MAILTO:Bo@X.org", NOW, "in", "email"),
+    ]
+    await store.record_interactions("journal", early, {})
+    [ana] = await store.upsert_cards("a", [card("a", "Ana", phones=("00351912345678",))], {})
+    [bo] = await store.upsert_cards("a", [card("b", "Bo", emails=("bo@x.org",))], {})
+    assert [t["channel"] for t in await store.timeline(ana)] == ["call"]
+    assert [t["channel"] for t in await store.timeline(bo)] == ["email"]
+    assert await store.unresolved() == []

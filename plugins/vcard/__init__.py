@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,14 @@ async def run(options: dict[str, Any], sink: Sink) -> None:
     path: Path = options["path"]
     book = Book(path, await asyncio.to_thread(path.is_dir) or path.suffix.lower() not in SUFFIXES)
     cursor = await sink.cursor()
-    await _sync(book, None, cursor, sink)
+    # How many files hold each UID: a card copied into two files lives until both are gone.
+    owners = Counter(uid for entry in cursor.values() for uid in entry.get("uids", ()))
+    await _sync(book, None, cursor, owners, sink)
     sink.ready()
     async for paths in watch(book.folder, recursive=book.is_folder):
         keys = {k for p in paths if (k := book.key(p))}
         if keys:
-            await _sync(book, keys, cursor, sink)
+            await _sync(book, keys, cursor, owners, sink)
 
 
 def _changed(book: Book, keys: set[str] | None, cursor: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -96,8 +99,10 @@ def _changed(book: Book, keys: set[str] | None, cursor: dict[str, Any]) -> list[
     return changed
 
 
-async def _sync(book: Book, keys: set[str] | None, cursor: dict[str, Any], sink: Sink) -> None:
-    """Bring the cards of changed files up to date; `cursor` is updated in place.
+async def _sync(
+    book: Book, keys: set[str] | None, cursor: dict[str, Any], owners: Counter[str], sink: Sink
+) -> None:
+    """Bring the cards of changed files up to date; `cursor` and `owners` follow.
 
     Listing, stat and parsing run in a thread: a big book must not block the event
     loop. The next batch is parsed while the current one is stored.
@@ -113,11 +118,11 @@ async def _sync(book: Book, keys: set[str] | None, cursor: dict[str, Any], sink:
         assert upcoming is not None
         parsed = await upcoming
         upcoming = parse(batches[i + 1]) if i + 1 < len(batches) else None
-        stale = [
-            uid
-            for key, _, cards in parsed
-            for uid in set(cursor.get(key, {}).get("uids", ())) - {c.uid for c in cards}
-        ]
+        before = {key: set(cursor.get(key, {}).get("uids", ())) for key, _, _ in parsed}
+        for key, _, cards in parsed:
+            owners.subtract(before[key])
+            owners.update({c.uid for c in cards})
+        stale = sorted({uid for uids in before.values() for uid in uids if owners[uid] <= 0})
         if stale:
             await sink.remove_cards(stale)
         entries = {
