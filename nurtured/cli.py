@@ -21,9 +21,7 @@ from nurtured.config import Config, ConfigError
 from nurtured.model import CHANNELS, Interaction
 from nurtured.reciprocity import Side, Trace, reciprocity
 from nurtured.rules import DEFAULT_ANSWER_WINDOW, first_match
-from nurtured.store import PERSON_REF, PersonRow, Store
-
-CLI_SOURCE = "cli"
+from nurtured.store import CLI_SOURCE, PERSON_REF, PersonRow, Store
 
 
 class UserError(Exception):
@@ -102,13 +100,12 @@ def _people_table(people: Sequence[PersonRow], config: Config) -> str:
     return _table(headers, rows)
 
 
-async def _record_contact(
-    store: Store, person: PersonRow, at: datetime, direction: str, channel: str, note: str | None
-) -> None:
-    """A contact the user tells nurtured about, recorded under the `cli` source."""
+def _contact(
+    person: PersonRow, at: datetime, direction: str, channel: str, note: str | None
+) -> Interaction:
+    """A contact the user tells nurtured about, for the person they chose."""
     who = f"{PERSON_REF}{person.id}"
-    interaction = Interaction(f"cli-{uuid.uuid4()}", who, at, direction, channel, note or "")
-    await store.record_interactions(CLI_SOURCE, [interaction], {})
+    return Interaction(f"cli-{uuid.uuid4()}", who, at, direction, channel, note or "")
 
 
 async def _changed(store: Store, config: Config, people: list[int]) -> None:
@@ -270,7 +267,8 @@ async def cmd_log(args: argparse.Namespace, config: Config, store: Store) -> int
     at = parse_when(args.at, config.timezone, now) if args.at else now
     if at > now + timedelta(minutes=5):
         raise UserError("--at is in the future: log what happened, not what is planned")
-    await _record_contact(store, p, at, args.direction, args.channel, args.note)
+    contact = _contact(p, at, args.direction, args.channel, args.note)
+    await store.record_interactions(CLI_SOURCE, [contact], {})
     await _changed(store, config, [p.id])
     after = await store.person(p.id)
     print(f"logged {args.direction} {args.channel} with {p.name} on {_day(at, config)};"
@@ -291,9 +289,10 @@ async def cmd_action(args: argparse.Namespace, config: Config, store: Store) -> 
         changes["paused_until"] = parse_when(args.until, config.timezone) if args.until else None
     elif args.command == "resume":
         changes.update(paused=0, paused_until=None, snoozed_until=None)
-    await store.act(p.id, args.command, now, **changes)
+    contact = None
     if args.command == "done":  # you reached out: that is an outreach
-        await _record_contact(store, p, now, "out", args.channel, args.note)
+        contact = _contact(p, now, "out", args.channel, args.note)
+    await store.act(p.id, args.command, now, contact, **changes)
     await _changed(store, config, [p.id])
     after = await store.person(p.id)
     print(f"{args.command}: {p.name}; next: {after.kind or 'nothing'}"

@@ -123,7 +123,11 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
     if person.skipped_at and person.skipped_at + step > due:
         due = person.skipped_at + step
         reason += f"; skipped on {_day(person.skipped_at)}"
-    if person.last_nudge_at and person.last_nudge_at >= due:
+    # A snooze after the last nudge is the user's answer to it: it replaces renotify.
+    snoozed = person.snoozed_until and (
+        person.last_nudge_at is None or person.snoozed_until > person.last_nudge_at
+    )
+    if person.last_nudge_at and person.last_nudge_at >= due and not snoozed:
         due = person.last_nudge_at + rule.renotify
         reason += (
             f"; reminded on {_day(person.last_nudge_at)} without a contact since:"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from nurtured.model import Card, Interaction
 from nurtured.planner import Contact, PersonState, Plan
 
 DB_NAME = "nurtured.db"
+CLI_SOURCE = "cli"  # what the user logs by hand
 PERSON_REF = "person:"  # `who` naming a person by id, for what the user logs by hand
 CHUNK = 900  # bound parameters per IN (...) list
 
@@ -121,11 +123,22 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE interactions ADD COLUMN replies_to TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX interactions_message ON interactions(message_id) WHERE message_id != '';
     ALTER TABLE interactions ADD COLUMN who_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE people ADD COLUMN plan_rev INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE reminders ADD COLUMN closed_rev INTEGER;
+    CREATE TRIGGER reminders_closed AFTER UPDATE OF state ON reminders
+    WHEN NEW.state IN ('done', 'snoozed', 'skipped', 'superseded', 'paused')
+     AND OLD.state NOT IN ('done', 'snoozed', 'skipped', 'superseded', 'paused')
+    BEGIN
+        UPDATE reminders SET closed_rev = (SELECT plan_rev FROM people WHERE id = NEW.person_id)
+        WHERE id = NEW.id;
+    END;
     CREATE INDEX interactions_unresolved ON interactions(who_key) WHERE person_id IS NULL;
     """,
 )
 
 #: Reminder states that end a nudge; before them: due, sending, failed, sent.
+#: A closed nudge records the plan revision it was closed under (`closed_rev`):
+#: only a later plan that comes back to the same nudge reopens it.
 CLOSED = ("done", "snoozed", "skipped", "superseded", "paused")
 
 
@@ -154,6 +167,17 @@ def identifiers_of(card: Card) -> list[tuple[str, str]]:
     if card.uid:
         ids.append(("uid", card.uid))
     return ids
+
+
+def _statements(script: str) -> Iterable[str]:
+    """Split a migration into statements (a trigger's body holds semicolons too)."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement
+            statement = ""
 
 
 def reference(who: str) -> tuple[str, str]:
@@ -278,7 +302,7 @@ class Store:
         async with self.transaction():
             (version,) = await self._one("PRAGMA user_version")
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
+                for statement in _statements(script):
                     await self.db.execute(statement)
                 await self.db.execute(f"PRAGMA user_version = {number}")
 
@@ -525,39 +549,43 @@ class Store:
         person) is left out: one mail in two folders or two sources counts once.
         """
         async with self.transaction():
-            resolved = await self._resolve_many({i.who for i in items})
-            seen = await self._all_in(
-                "SELECT message_id, who FROM interactions WHERE source != ? AND message_id IN ({})",
-                sorted({i.message_id for i in items if i.message_id}),
-                (source,),
-            )
-            seen_set = {tuple(row) for row in seen}
-            items = [i for i in items if (i.message_id, i.who) not in seen_set]
-            before = await self._all_in(
-                "SELECT person_id FROM interactions"
-                " WHERE source = ? AND external_id IN ({}) AND person_id IS NOT NULL",
-                [i.external_id for i in items],
-                (source,),
-            )
-            await self.db.executemany(
-                "INSERT INTO interactions (source, external_id, person_id, who, who_key, at,"
-                " direction, channel, note, message_id, replies_to)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (source, external_id) DO UPDATE SET person_id = excluded.person_id,"
-                " who = excluded.who, who_key = excluded.who_key, at = excluded.at,"
-                " direction = excluded.direction,"
-                " channel = excluded.channel, note = excluded.note,"
-                " message_id = excluded.message_id, replies_to = excluded.replies_to",
-                [
-                    (source, i.external_id, resolved[i.who], i.who, reference(i.who)[1],
-                     ts(i.at), i.direction, i.channel, i.note, i.message_id,
-                     json.dumps(list(i.replies_to)))
-                    for i in items
-                ],
-            )  # fmt: skip
-            touched = {p for p in resolved.values() if p} | {p for (p,) in before}
-            await self._supersede_sent(touched)
+            touched = await self._record(source, items)
             await self._save_cursor(source, cursor)
+        return touched
+
+    async def _record(self, source: str, items: Sequence[Interaction]) -> set[int]:
+        resolved = await self._resolve_many({i.who for i in items})
+        seen = await self._all_in(
+            "SELECT message_id, who FROM interactions WHERE source != ? AND message_id IN ({})",
+            sorted({i.message_id for i in items if i.message_id}),
+            (source,),
+        )
+        seen_set = {tuple(row) for row in seen}
+        items = [i for i in items if (i.message_id, i.who) not in seen_set]
+        before = await self._all_in(
+            "SELECT person_id FROM interactions"
+            " WHERE source = ? AND external_id IN ({}) AND person_id IS NOT NULL",
+            [i.external_id for i in items],
+            (source,),
+        )
+        await self.db.executemany(
+            "INSERT INTO interactions (source, external_id, person_id, who, who_key, at,"
+            " direction, channel, note, message_id, replies_to)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, external_id) DO UPDATE SET person_id = excluded.person_id,"
+            " who = excluded.who, who_key = excluded.who_key, at = excluded.at,"
+            " direction = excluded.direction,"
+            " channel = excluded.channel, note = excluded.note,"
+            " message_id = excluded.message_id, replies_to = excluded.replies_to",
+            [
+                (source, i.external_id, resolved[i.who], i.who, reference(i.who)[1],
+                 ts(i.at), i.direction, i.channel, i.note, i.message_id,
+                 json.dumps(list(i.replies_to)))
+                for i in items
+            ],
+        )  # fmt: skip
+        touched = {p for p in resolved.values() if p} | {p for (p,) in before}
+        await self._supersede_sent(touched)
         return touched
 
     async def remove_interactions(
@@ -656,7 +684,7 @@ class Store:
         async with self.transaction():
             await self.db.executemany(
                 "UPDATE people SET rule = ?, kind = ?, next_due = ?, reason = ?, unanswered = ?,"
-                " last_contact = ? WHERE id = ?",
+                " last_contact = ?, plan_rev = plan_rev + 1 WHERE id = ?",
                 [
                     (p.rule, p.kind, ts(p.due_at), p.reason, p.unanswered,
                      ts(p.last_contact.at) if p.last_contact else None, person)
@@ -687,7 +715,7 @@ class Store:
             "SELECT p.id FROM people p WHERE p.next_due <= ? AND p.kind IS NOT NULL"
             " AND p.active = 1 AND NOT EXISTS (SELECT 1 FROM reminders r"
             " WHERE r.person_id = p.id AND r.kind = p.kind AND r.due_at = p.next_due"
-            f" AND r.state NOT IN {CLOSED})",
+            f" AND (r.state NOT IN {CLOSED} OR r.closed_rev >= p.plan_rev))",
             (ts(now),),
         )
         return [r[0] for r in rows]
@@ -699,8 +727,8 @@ class Store:
     ) -> None:
         """Queue nudges: (person, rule, kind, due_at, tag, title, body). Idempotent.
 
-        A nudge closed before it went out (snoozed, then resumed) is reopened,
-        keeping the channels that already have it.
+        A nudge closed under an earlier plan that the plan has come back to
+        (snoozed, then resumed) is reopened, keeping the channels that have it.
         """
         async with self.transaction():
             await self.db.executemany(
@@ -710,7 +738,8 @@ class Store:
                 " ON CONFLICT (person_id, kind, due_at) DO UPDATE SET state = 'due',"
                 " rule = excluded.rule, tag = excluded.tag, title = excluded.title,"
                 " body = excluded.body, retry_at = NULL, closed_at = NULL"
-                f" WHERE reminders.state IN {CLOSED}",
+                f" WHERE reminders.state IN {CLOSED} AND reminders.closed_rev"
+                " < (SELECT plan_rev FROM people WHERE id = excluded.person_id)",
                 [(p, r, k, ts(d), tag, t, b, ts(now)) for p, r, k, d, tag, t, b in rows],
             )
 
@@ -805,11 +834,20 @@ class Store:
 
     # -- what the user does -------------------------------------------------------
 
-    async def act(self, person: int, action: str, now: datetime, **changes: Any) -> None:
+    async def act(
+        self,
+        person: int,
+        action: str,
+        now: datetime,
+        contact: Interaction | None = None,
+        **changes: Any,
+    ) -> None:
         """Apply a user's action (done, snooze, skip, pause, resume) to a person.
 
-        `changes` are person columns to set; open and delivered nudges are
-        closed with the action's name, so the lifecycle stays visible.
+        `changes` are person columns to set; `contact` an interaction the action
+        records (done: you reached out), under the `cli` source. Open and
+        delivered nudges are closed with the action's name, so the lifecycle
+        stays visible. All in one transaction.
         """
         allowed = {"paused", "paused_until", "snoozed_until", "skipped_at"}
         assert set(changes) <= allowed, changes
@@ -827,6 +865,8 @@ class Store:
                     " AND state IN ('due', 'failed', 'sent')",
                     (closed[action], ts(now), person),
                 )
+            if contact is not None:  # after closing: the nudge is done, not superseded
+                await self._record(CLI_SOURCE, [contact])
 
     # -- reading, for the CLI -----------------------------------------------------
 
@@ -933,7 +973,7 @@ class Store:
         What the user logged by hand (the `cli` source) is never dropped.
         Returns the people touched.
         """
-        keep = [*keep, "cli"]
+        keep = [*keep, CLI_SOURCE]
         not_kept = f"source NOT IN ({_marks(keep)})"
         async with self.transaction():
             rows = await self._all(

@@ -817,3 +817,14 @@ def test_release_does_not_send_a_repeated_hour_nudge_at_once_in_digest_mode():
     go, wake = release(waiting, utc(2026, 10, 25, 1, 10), Limits(digest="30 1 * * *"), LISBON, 0)
     assert go == []
     assert wake == utc(2026, 10, 26, 1, 30)
+
+
+def test_snooze_after_a_nudge_replaces_renotify():
+    sent = utc(2026, 3, 1)
+    person = PersonState(
+        id=1, name="Ana Lima", first_seen=sent - timedelta(days=30), last_nudge_at=sent,
+        snoozed_until=sent + DAY,
+    )  # fmt: skip
+    result = plan(person, [rule()], sent + timedelta(hours=1))
+    assert result.due_at == sent + DAY  # not a week later
+    assert "snoozed until" in result.reason

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nurtured.model import Card, Interaction
+from nurtured.planner import Plan
 from nurtured.store import DB_NAME, MIGRATIONS, Store
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -217,3 +218,18 @@ async def test_interactions_by_phone_or_mailto_wait_for_their_card(store):
     assert [t["channel"] for t in await store.timeline(ana)] == ["call"]
     assert [t["channel"] for t in await store.timeline(bo)] == ["email"]
     assert await store.unresolved() == []
+
+
+async def test_a_closed_nudge_reopens_only_under_a_later_plan(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana")], {})
+    row = (pid, "r", "cadence", NOW, None, "t", "b")
+    await store.add_reminders([row], NOW)
+    await store.act(pid, "snooze", NOW, snoozed_until=NOW + timedelta(days=1))
+    # A scheduler pass before the replan queues the same nudge again: it stays closed.
+    await store.add_reminders([row], NOW)
+    assert [r.state for r in await store.reminders_of(pid)] == ["snoozed"]
+    # The user resumes; the new plan comes back to the same nudge: it reopens.
+    await store.save_plans([(pid, Plan("r", "cadence", NOW, "back"))])
+    assert await store.plans_due(NOW) == [pid]
+    await store.add_reminders([row], NOW)
+    assert [r.state for r in await store.reminders_of(pid)] == ["due"]
