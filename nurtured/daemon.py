@@ -202,7 +202,13 @@ class Daemon:
             if h.state in ("failed", "stopped"):
                 run.ready.set()  # don't hold READY for a source that cannot start
             await self.store.set_source_health(
-                source.name, source.plugin, h.state, h.error, h.since, h.retry_at, h.restarts
+                source.name,
+                source.plugin,
+                h.state,
+                self.redactor.redact(h.error),  # a server's error may quote a password
+                h.since,
+                h.retry_at,
+                h.restarts,
             )
 
         def ready() -> None:

@@ -80,6 +80,8 @@ class Redactor(logging.Filter):
         if self.replacements:
             record.msg = self.redact(record.getMessage())
             record.args = ()
+            if record.exc_info and not record.exc_text:  # tracebacks quote URLs too
+                record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -243,6 +243,15 @@ class Sink:
             await self._on_change(touched)
 
 
+def file_stamp(path: Path) -> list[int] | None:
+    """A file's (mtime in ns, size), or None when it is gone: enough to see it changed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
+
+
 def _is_temporary(name: str) -> bool:
     """Editors and sync tools write here first, then rename over the real file."""
     return name.startswith((".", "#")) or name.endswith(("~", ".tmp", ".swp", ".swx", ".part"))

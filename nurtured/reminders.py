@@ -31,11 +31,13 @@ def retry_delay(attempts: int) -> timedelta:
 
 async def replan(
     store: Store, config: Config, now: datetime, people: Iterable[int] | None = None
-) -> list[tuple[int, planner.Plan]]:
+) -> list[tuple[planner.PersonState, planner.Plan]]:
     """Recompute and store the plan of some people, or of everyone (None)."""
-    states = await store.person_states(people, until=now)
-    plans = [(s.id, planner.plan(s, config.rules, now)) for s in states]
-    await store.save_plans(plans)
+    plans = [
+        (s, planner.plan(s, config.rules, now))
+        for s in await store.person_states(people, until=now)
+    ]
+    await store.save_plans([(s.id, plan) for s, plan in plans])
     return plans
 
 
@@ -45,15 +47,14 @@ async def queue_due(store: Store, config: Config, now: datetime) -> int:
     if not people:
         return 0
     rules = {r.name: r for r in config.rules}
-    states = {s.id: s for s in await store.person_states(people, until=now)}
     rows = []
     for person, plan in await replan(store, config, now, people):
         if plan.kind is None or plan.due_at is None or plan.due_at > now:
             continue
         rule = rules[plan.rule]
-        message = messages.nudge(states[person], plan, rule, now, config.timezone)
+        message = messages.nudge(person, plan, rule, now, config.timezone)
         rows.append(
-            (person, rule.name, plan.kind, plan.due_at, rule.notify, message.title, message.body)
+            (person.id, rule.name, plan.kind, plan.due_at, rule.notify, message.title, message.body)
         )
     await store.add_reminders(rows, now)
     if rows:

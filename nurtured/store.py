@@ -161,7 +161,7 @@ def normalize_phone(number: str) -> str:
     return digits[:1] + digits[1:].replace("+", "")
 
 
-def identifiers_of(card: Card) -> list[tuple[str, str]]:
+def card_identifiers(card: Card) -> list[tuple[str, str]]:
     ids = [("email", e.strip().lower()) for e in card.emails if e.strip()]
     ids += [("phone", p) for p in map(normalize_phone, card.phones) if len(p) >= 5]
     if card.uid:
@@ -325,7 +325,7 @@ class Store:
         return list(await self.db.execute_fetchall(sql, params))
 
     async def _all_in(self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()) -> list:
-        """Run `sql` (with one `{}` for an IN list) over `values` in chunks."""
+        """Run `sql` (with one `{}` for an IN list) over `values` in chunks; rows it returns."""
         rows: list[Any] = []
         for chunk in _chunks(list(values)):
             rows += await self._all(sql.format(_marks(chunk)), (*before, *chunk))
@@ -373,7 +373,7 @@ class Store:
                     (source,),
                 )
             )
-            wanted = {i for c in cards if c.uid not in owner for i in identifiers_of(c)}
+            wanted = {i for c in cards if c.uid not in owner for i in card_identifiers(c)}
             known: dict[tuple[str, str], int] = {}
             for kind in ("email", "phone", "uid"):
                 values = [v for k, v in wanted if k == kind]
@@ -388,7 +388,7 @@ class Store:
             new_people, card_rows, id_rows, touched = [], [], [], set()
             fresh: dict[int, dict[str, dict[str, Any]]] = {}  # new people: all their cards
             for card in cards:
-                ids = identifiers_of(card)
+                ids = card_identifiers(card)
                 person = owner.get(card.uid) or next((known[i] for i in ids if i in known), None)
                 if person is None:
                     person, next_id = next_id, next_id + 1
@@ -612,7 +612,7 @@ class Store:
 
     async def _supersede_sent(self, people: set[int]) -> None:
         """A contact after a nudge went out answers that nudge by itself."""
-        await self._execute_in(
+        await self._all_in(
             "UPDATE reminders SET state = 'superseded', closed_at = ?"
             " WHERE state IN ('sent', 'failed') AND sent_at IS NOT NULL"
             " AND person_id IN ({}) AND sent_at <= (SELECT max(at) FROM interactions i"
@@ -620,12 +620,6 @@ class Store:
             sorted(people),
             (ts(datetime.now(UTC)),),
         )
-
-    async def _execute_in(
-        self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
-    ) -> None:
-        for chunk in _chunks(list(values)):
-            await self.db.execute(sql.format(_marks(chunk)), (*before, *chunk))
 
     # -- planning -----------------------------------------------------------------
 
@@ -691,7 +685,7 @@ class Store:
                     for person, p in plans
                 ],
             )  # fmt: skip
-            await self._execute_in(
+            await self._all_in(
                 # A nudge that reached some channels keeps going to the others.
                 "UPDATE reminders SET state = 'superseded', closed_at = ?"
                 " WHERE state IN ('due', 'failed') AND sent_at IS NULL"
@@ -780,7 +774,7 @@ class Store:
     async def mark_channel(self, ids: Sequence[int], channel: str, now: datetime) -> None:
         """One channel has these nudges: recorded at once, so a crash never resends to it."""
         async with self.transaction():
-            await self._execute_in(
+            await self._all_in(
                 "UPDATE reminders SET delivered = json_insert(delivered, '$[#]', ?),"
                 " sent_at = coalesce(sent_at, ?) WHERE NOT EXISTS"
                 " (SELECT 1 FROM json_each(reminders.delivered) WHERE value = ?) AND id IN ({})",

@@ -28,7 +28,7 @@ import yaml
 
 from nurtured.clock import parse_when
 from nurtured.model import CHANNELS, Interaction
-from nurtured.plugins import Sink, watch
+from nurtured.plugins import Sink, file_stamp, watch
 
 DIRECTIONS = {"out": "out", "in": "in", "met": "mutual", "mutual": "mutual"}
 
@@ -42,17 +42,9 @@ async def run(options: dict[str, Any], sink: Sink) -> None:
             await _read(path, sink)
 
 
-def _stamp(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_mtime_ns, st.st_size]
-
-
 async def _read(path: Path, sink: Sink, unless_unchanged: bool = False) -> None:
     cursor = await sink.cursor()
-    stamp = await asyncio.to_thread(_stamp, path)
+    stamp = await asyncio.to_thread(file_stamp, path)
     if unless_unchanged and stamp is not None and stamp == cursor.get("stamp"):
         return  # read before, unchanged since: a restart costs nothing
     try:

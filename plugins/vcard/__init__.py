@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nurtured.model import Card
-from nurtured.plugins import Sink, watch
+from nurtured.plugins import Sink, file_stamp, watch
 
 from .reader import read_cards
 
@@ -48,7 +48,7 @@ class Book:
     def stamps(self) -> dict[str, list[int]]:
         """Every card file with its (mtime, size): one stat per file."""
         if not self.is_folder:
-            stamp = _stamp(self.path)
+            stamp = file_stamp(self.path)
             return {self.path.name: stamp} if stamp else {}
         found, folders = {}, [self.path]
         while folders:
@@ -60,14 +60,6 @@ class Book:
                         st = entry.stat()
                         found[key] = [st.st_mtime_ns, st.st_size]
         return found
-
-
-def _stamp(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_mtime_ns, st.st_size]
 
 
 async def run(options: dict[str, Any], sink: Sink) -> None:
@@ -90,7 +82,7 @@ def _changed(book: Book, keys: set[str] | None, cursor: dict[str, Any]) -> list[
         stamps = book.stamps()
         keys = stamps.keys() | cursor.keys()
     else:
-        stamps = {k: s for k in keys if (s := _stamp(book.folder / k))}
+        stamps = {k: s for k in keys if (s := file_stamp(book.folder / k))}
     changed = []
     for key in sorted(keys):
         stamp = stamps.get(key)
