@@ -35,6 +35,7 @@ from nurtured.rules import (
 )
 
 DEFAULT_CHANNEL = "console://"
+NAMED_BY = ("path", "url", "host")  # the option a source is named by when it has no name
 
 
 class ConfigError(Exception):
@@ -359,7 +360,7 @@ class _Reader:
             name = (
                 self.string(items["name"], f"{where}.name")
                 if "name" in items
-                else f"{domain}:{options.get('path') or options.get('url') or i}"
+                else f"{domain}:{next((options[k] for k in NAMED_BY if options.get(k)), i)}"
             )
             if any(s.name == name for s in result):
                 raise self.error(item, where, f"a source named {name!r} is given twice")

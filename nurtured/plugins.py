@@ -252,23 +252,28 @@ def file_stamp(path: Path) -> list[int] | None:
     return [st.st_mtime_ns, st.st_size]
 
 
-def _is_temporary(name: str) -> bool:
+def _is_temporary(name: str, hidden: bool = False) -> bool:
     """Editors and sync tools write here first, then rename over the real file."""
-    return name.startswith((".", "#")) or name.endswith(("~", ".tmp", ".swp", ".swx", ".part"))
+    if name.startswith("#") or name.endswith(("~", ".tmp", ".swp", ".swx", ".part")):
+        return True
+    return name.startswith(".") and not hidden
 
 
-async def watch(folder: Path, *, recursive: bool = True) -> AsyncIterator[set[Path]]:
+async def watch(
+    folder: Path, *, recursive: bool = True, hidden: bool = False
+) -> AsyncIterator[set[Path]]:
     """Yield the paths under `folder` that were added, changed or removed.
 
     Watches the folder, not single files, because editors save by renaming a
-    temporary file over the old one; temporary names are left out.
+    temporary file over the old one; temporary names are left out. `hidden`
+    keeps dot-names (Maildir++ folders are `.Sent`, `.Archive`).
     """
     from watchfiles import awatch
 
     # A 200 ms step: changes are seen within a quarter second, and an idle watcher
     # costs milliseconds of CPU a minute (a 50 ms step cost several times more).
     async for changes in awatch(folder, debounce=200, step=200, recursive=recursive):
-        paths = {Path(p) for _, p in changes if not _is_temporary(Path(p).name)}
+        paths = {Path(p) for _, p in changes if not _is_temporary(Path(p).name, hidden)}
         if paths:
             yield paths
 

@@ -62,6 +62,6 @@ def setup_logging(level: int = logging.INFO) -> logging.Handler:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # watchfiles logs every change at INFO: a log file in a watched folder would feed itself.
-    for noisy in ("apprise", "watchfiles"):
+    for noisy in ("apprise", "watchfiles", "imapclient"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler

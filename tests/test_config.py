@@ -81,7 +81,7 @@ def test_example_config_loads() -> None:
     ]
     assert config.sources[0].options == {"path": (REPO / "examples" / "contacts").resolve()}
     assert [(c.url, c.tags) for c in config.channels] == [("console://", ("terminal",))]
-    assert config.channels[0].where == f"{path}:15"
+    assert config.channels[0].where == f"{path}:23"
     assert config.limits.max_per_day == 10
     assert config.limits.quiet_hours is None and config.limits.digest is None
     assert [(r.name, r.match.tags, r.every, r.notify) for r in config.rules] == [
@@ -808,7 +808,8 @@ def test_unknown_plugin_lists_the_known_ones(tmp_path: Path) -> None:
             path: ./more
         """,
     )
-    assert message == f"{path}:4: sources[1].plugin: no plugin 'vcards' (known: journal, vcard)"
+    known = "imap, journal, maildir, mbox, vcard"
+    assert message == f"{path}:4: sources[1].plugin: no plugin 'vcards' (known: {known})"
 
 
 def test_default_source_name_is_plugin_colon_path(tmp_path: Path) -> None:
@@ -897,7 +898,8 @@ def test_plugin_beside_the_config(tmp_path: Path) -> None:
 def test_plugin_beside_the_config_is_listed_when_a_name_is_wrong(tmp_path: Path) -> None:
     write_plugin(tmp_path, "crm", MANIFEST)
     path, message = error(tmp_path, "sources:\n  - plugin: crn\n    url: x\n")
-    assert message == f"{path}:2: sources[0].plugin: no plugin 'crn' (known: crm, journal, vcard)"
+    known = "crm, imap, journal, maildir, mbox, vcard"
+    assert message == f"{path}:2: sources[0].plugin: no plugin 'crn' (known: {known})"
 
 
 def test_plugin_option_defaults(tmp_path: Path) -> None:
