@@ -145,6 +145,8 @@ async def cmd_status(args: argparse.Namespace, config: Config, store: Store) -> 
     for s in sources:
         if s["state"] == "failed":
             print(f"\nsource {s['name']} failed: {s['error']} (retry {s['retry_at']})")
+        elif s["progress"]:
+            print(f"\nsource {s['name']} is reading: {s['progress']}")
     if config_error:
         print(f"\nconfig error, the daemon keeps the previous rules: {config_error}")
     return 0
@@ -323,9 +325,9 @@ async def cmd_plugins(args: argparse.Namespace, config: Config, store: Store) ->
     ))  # fmt: skip
     print()
     print(_table(
-        ("SOURCE", "PLUGIN", "STATE", "SINCE", "ERROR"),
+        ("SOURCE", "PLUGIN", "STATE", "SINCE", "PROGRESS", "ERROR"),
         [(c["name"], c["plugin"], c.get("state", "not started"), c.get("since", "-"),
-          c.get("error") or "-") for c in configured],
+          c.get("progress") or "-", c.get("error") or "-") for c in configured],
     ))  # fmt: skip
     return 0
 

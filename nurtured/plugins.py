@@ -234,6 +234,10 @@ class Sink:
         """Everything this source saved, by key (None values are deleted keys)."""
         return await self._store.cursor(self.source)
 
+    async def progress(self, text: str) -> None:
+        """How a long read is going ("INBOX: 40% …"), for `plugins` and `status`; "" ends it."""
+        await self._store.set_source_progress(self.source, text)
+
     def ready(self) -> None:
         """Say the first full read is done; the daemon reports READY after all sources have."""
         self._on_ready()

@@ -124,6 +124,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX interactions_message ON interactions(message_id) WHERE message_id != '';
     ALTER TABLE interactions ADD COLUMN who_key TEXT NOT NULL DEFAULT '';
     ALTER TABLE people ADD COLUMN plan_rev INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sources ADD COLUMN progress TEXT NOT NULL DEFAULT '';
     ALTER TABLE reminders ADD COLUMN closed_rev INTEGER;
     CREATE TRIGGER reminders_closed AFTER UPDATE OF state ON reminders
     WHEN NEW.state IN ('done', 'snoozed', 'skipped', 'superseded', 'paused')
@@ -957,7 +958,11 @@ class Store:
     ) -> None:  # fmt: skip
         async with self.transaction():
             await self.db.execute(
-                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sources (name, plugin, state, error, since, retry_at, restarts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " plugin = excluded.plugin, state = excluded.state, error = excluded.error,"
+                " since = excluded.since, retry_at = excluded.retry_at,"
+                " restarts = excluded.restarts",
                 (name, plugin, state, error, ts(since), ts(retry_at), restarts),
             )
 
@@ -981,6 +986,12 @@ class Store:
             await self.db.execute(f"DELETE FROM sources WHERE name NOT IN ({_marks(keep)})", keep)
             await self._refresh_people(touched)
         return touched
+
+    async def set_source_progress(self, name: str, progress: str) -> None:
+        async with self.transaction():
+            await self.db.execute(
+                "UPDATE sources SET progress = ? WHERE name = ?", (progress, name)
+            )
 
     async def source_health(self) -> list[dict[str, Any]]:
         async with self.db.execute("SELECT * FROM sources ORDER BY name") as cursor:

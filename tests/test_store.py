@@ -233,3 +233,17 @@ async def test_a_closed_nudge_reopens_only_under_a_later_plan(store):
     assert await store.plans_due(NOW) == [pid]
     await store.add_reminders([row], NOW)
     assert [r.state for r in await store.reminders_of(pid)] == ["due"]
+
+
+async def test_a_source_reports_its_progress_for_plugins_and_status(store):
+    await store.set_source_health("imap:mail", "imap", "running", "", NOW, None, 0)
+    await store.set_source_progress("imap:mail", "INBOX: 40% (400 of 1000 messages read)")
+    [health] = await store.source_health()
+    assert health["progress"] == "INBOX: 40% (400 of 1000 messages read)"
+    # A later health report (a restart) keeps the columns it does not name.
+    await store.set_source_health("imap:mail", "imap", "failed", "LoginError", NOW, NOW, 1)
+    [health] = await store.source_health()
+    assert (health["state"], health["progress"]) == (
+        "failed",
+        "INBOX: 40% (400 of 1000 messages read)",
+    )

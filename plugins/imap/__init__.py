@@ -166,15 +166,15 @@ class Mailbox:
                 counts["unreadable"] += unreadable
                 if not done and time.monotonic() - last_progress > PROGRESS_EVERY:
                     last_progress = time.monotonic()
-                    self.sink.log.info(
-                        "%s: %d%% (%d of %d messages read)",
-                        folder,
-                        100 * counts["read"] // len(uids),
-                        counts["read"],
-                        len(uids),
+                    progress = (
+                        f"{folder}: {100 * counts['read'] // len(uids)}%"
+                        f" ({counts['read']} of {len(uids)} messages read)"
                     )
+                    self.sink.log.info("%s", progress)
+                    await self.sink.progress(progress)
         finally:
             upcoming.cancel()  # a failure mid-way leaves the thread's result unwanted
+        await self.sink.progress("")
         self.sink.log.log(
             level,
             "%s: read %d message(s) in %.1f s: %d interaction(s), %d without usable headers",
