@@ -27,7 +27,9 @@ from nurtured.clock import parse_duration
 from nurtured.planner import Limits
 from nurtured.rules import (
     DEFAULT_ANSWER_WINDOW,
+    DEFAULT_GRACE,
     DEFAULT_RENOTIFY,
+    OCCASIONS,
     TEMPLATE_FIELDS,
     Match,
     PullBack,
@@ -433,14 +435,19 @@ class _Reader:
                     "name",
                     "match",
                     "every",
+                    "grace",
                     "answer_window",
                     "pull_back",
                     "renotify",
                     "notify",
                     "message",
+                    *OCCASIONS,
                 },
-                {"name", "every"},
+                {"name"},
             )
+            if "every" not in items and not OCCASIONS.keys() & items.keys():
+                kinds = ", ".join(("every", *OCCASIONS))
+                raise self.error(item, where, f"a rule needs at least one of: {kinds}")
             name = self.string(items["name"], f"{where}.name")
             if any(r.name == name for r in result):
                 raise self.error(items["name"], f"{where}.name", f"a rule named {name!r} exists")
@@ -458,7 +465,19 @@ class _Reader:
                 Rule(
                     name=name,
                     match=self.match(items.get("match"), f"{where}.match"),
-                    every=self.duration(items["every"], f"{where}.every"),
+                    every=self.duration(items["every"], f"{where}.every")
+                    if "every" in items
+                    else None,
+                    grace=(
+                        self.duration(items["grace"], f"{where}.grace")
+                        if "grace" in items
+                        else DEFAULT_GRACE
+                    ),
+                    occasions={
+                        kind: self.occasion(items[kind], f"{where}.{kind}", key)
+                        for kind, key in OCCASIONS.items()
+                        if kind in items
+                    },
                     answer_window=(
                         self.duration(items["answer_window"], f"{where}.answer_window")
                         if "answer_window" in items
@@ -485,6 +504,11 @@ class _Reader:
             return tuple(v.casefold() for v in self.strings(items[key], f"{where}.{key}"))
 
         return Match(tags=folded("tags"), names=folded("name"), emails=folded("email"))
+
+    def occasion(self, node: yaml.Node, where: str, key: str) -> timedelta:
+        """`birthday: {before: 3d}` or `follow_up: {after: 1d}`: the lead or lag time."""
+        items = self.mapping(node, where, {key}, {key})
+        return self.duration(items[key], f"{where}.{key}")
 
     def pull_back(self, node: yaml.Node | None, where: str) -> PullBack | None:
         if node is None:

@@ -44,20 +44,30 @@ def nudge(person: PersonState, plan: Plan, rule: Rule, now: datetime, tz: tzinfo
     values = fields(person, plan, rule, now)
     name = values["preferred"]
     light = plan.kind == LIGHT_TOUCH
-    title = f"A light touch for {name}" if light else f"Reach out to {name}"
+    titles = {
+        LIGHT_TOUCH: f"A light touch for {name}",
+        "birthday": f"{name}'s birthday is coming",
+        "anniversary": f"{name}'s anniversary is coming",
+        "follow_up": f"Follow up with {name}",
+        "brief": f"Before you meet {name}",
+    }
+    title = titles.get(plan.kind or "", f"Reach out to {name}")
     if rule.message:
         return Message(title, rule.message.format(**values).strip())
 
     last = plan.last_contact
+    lines = []
+    if plan.kind in ("birthday", "anniversary", "follow_up", "brief"):
+        lines.append(plan.reason[:1].upper() + plan.reason[1:] + ".")
     if last is None:
-        lines = [f"You haven't been in touch with {name} since they joined your contacts."]
+        lines.append(f"You haven't been in touch with {name} since they joined your contacts.")
     else:
         how = _CHANNEL_PHRASES.get(last.channel, last.channel)
         who = {"out": "you reached out", "in": "they reached out", "mutual": "you talked"}
-        lines = [
+        lines.append(
             f"It's been {values['since']} since {who.get(last.direction, 'you were in touch')}"
             f" ({how}, {last.at.astimezone(tz).strftime('%-d %b %Y')})."
-        ]
+        )
     if light:
         tries = rule.pull_back.after if rule.pull_back else plan.unanswered
         lines.append(

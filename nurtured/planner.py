@@ -6,12 +6,13 @@ state it needs and a `now`. That keeps the rules exact and testable.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from nurtured.clock import format_duration
-from nurtured.rules import Rule, first_match
+from nurtured.rules import OCCASIONS, Rule, first_match
 
 CADENCE = "cadence"
 LIGHT_TOUCH = "light_touch"
@@ -33,7 +34,11 @@ class PersonState:
 
     `history` is sorted by time and holds at least the last `in`/`mutual`
     contact and everything after it; older history does not change the plan.
-    `last_nudge_at` is when a nudge for this person last went out.
+    `last_nudge_at` is when a cadence nudge for this person last went out,
+    `nudged` when each occasion (birthday, follow_up…) last did.
+    `upcoming` are the starts of meetings scheduled with them, soonest first;
+    `last_meeting` the last one that took place. `birthday` and `anniversary`
+    are as the address book wrote them.
     """
 
     id: int
@@ -49,6 +54,11 @@ class PersonState:
     snoozed_until: datetime | None = None
     skipped_at: datetime | None = None
     last_nudge_at: datetime | None = None
+    nudged: dict[str, datetime] = field(default_factory=dict)
+    upcoming: tuple[datetime, ...] = ()
+    last_meeting: datetime | None = None
+    birthday: str = ""
+    anniversary: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +82,8 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
     past = [c for c in person.history if c.at <= now]
     last = past[-1] if past else None
     rule = first_match(rules, person.name, person.tags, person.emails)
-    if rule is None:
-        return Plan(None, None, None, "no rule selects this person", 0, last)
+    if rule is None or rule.every is None:
+        return Plan(None, None, None, "no rule sets a cadence for this person", 0, last)
 
     # The outreaches since they were last in touch; any in/mutual contact resets all of it.
     outs: list[Contact] = []
@@ -139,7 +149,98 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
     if person.paused and person.paused_until and person.paused_until > due:
         due = person.paused_until
         reason += f"; paused until {_day(due)}"
+    # No nagging about someone you will see soon: the meeting resets the clock.
+    meeting = next((m for m in person.upcoming if m > now), None)
+    if kind == CADENCE and meeting and meeting <= due + rule.grace:
+        due = meeting + step
+        reason = f"held back: you meet on {_day(meeting)}; then every {format_duration(step)}"
     return planned(kind, due, reason)
+
+
+def occasions(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzinfo) -> list[Plan]:
+    """The date-bound nudges of one person: birthday, anniversary, follow-up, brief.
+
+    Each kind is decided by the first rule that selects the person and has it,
+    and each occurrence is nudged once.
+    """
+    found = []
+    for kind in OCCASIONS:
+        rule = first_match(rules, person.name, person.tags, person.emails, kind)
+        if rule is None or (person.paused and person.paused_until is None):
+            continue
+        lead = rule.occasions[kind]
+        done = person.nudged.get(kind)
+        if kind in ("birthday", "anniversary"):
+            when = _next_anniversary(getattr(person, kind), now, tz, lead, done)
+            due = None if when is None else when[0]
+            reason = "" if when is None else f"{kind} on {when[1]}{when[2]}"
+        elif kind == "follow_up":
+            after_meeting = [
+                c for c in person.history if person.last_meeting and c.at > person.last_meeting
+            ]
+            due = person.last_meeting + lead if person.last_meeting else None
+            wrote = any(c.direction == "out" for c in after_meeting)
+            if due is None or wrote or (done and done >= due) or due < now - timedelta(days=7):
+                due = None
+            reason = f"follow up on the meeting of {_day(person.last_meeting)}" if due else ""
+        else:  # brief
+            meeting = next((m for m in person.upcoming if m > now), None)
+            due = meeting - lead if meeting else None
+            if due is not None and done and done >= due:
+                due = None
+            reason = f"you meet on {meeting:%Y-%m-%d %H:%M}" if due and meeting else ""
+        if due is not None:
+            if person.paused and person.paused_until and person.paused_until > due:
+                continue  # paused over it: this occurrence is skipped
+            last = next((c for c in reversed(person.history) if c.at <= now), None)
+            found.append(Plan(rule.name, kind, due, reason, last_contact=last))
+    return found
+
+
+def _next_anniversary(
+    written: str, now: datetime, tz: tzinfo, lead: timedelta, done: datetime | None
+) -> tuple[datetime, str, str] | None:
+    """When to nudge before the next occurrence of a date, that date, and the years it marks."""
+    parsed = parse_day(written)
+    if parsed is None:
+        return None
+    year, month, day = parsed
+    today = now.astimezone(tz).date()
+    for candidate_year in (today.year, today.year + 1, today.year + 2):
+        moment = _on(candidate_year, month, day)
+        nudge = datetime.combine(moment, time(9), tz).astimezone(UTC) - lead
+        if moment < today or (done and done >= nudge):
+            continue  # passed, or already nudged for this one
+        years = f" ({candidate_year - year} years)" if year else ""
+        return nudge, f"{moment:%-d %B}", years
+    return None
+
+
+def _on(year: int, month: int, day: int) -> date:
+    """That day in that year; 29 February is kept on 28 February in common years."""
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return date(year, month, day - 1)
+
+
+def parse_day(written: str) -> tuple[int | None, int, int] | None:
+    """A vCard BDAY/ANNIVERSARY as exporters write it: (year or None, month, day).
+
+    `1980-04-15`, `19800415`, `--04-15`, `--0415`, with or without a time;
+    Apple's year 1604 means "no year".
+    """
+    text = written.strip().split("T")[0]
+    match = re.fullmatch(r"(\d{4}|--)-?(\d{2})-?(\d{2})", text)
+    if not match:
+        return None
+    year = None if match[1] in ("--", "1604") else int(match[1])
+    month, day = int(match[2]), int(match[3])
+    try:
+        date(2000, month, day)  # a leap year: 29 February is a real day
+    except ValueError:
+        return None
+    return year, month, day
 
 
 # -- delivery limits -------------------------------------------------------------

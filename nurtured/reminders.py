@@ -31,13 +31,17 @@ def retry_delay(attempts: int) -> timedelta:
 
 async def replan(
     store: Store, config: Config, now: datetime, people: Iterable[int] | None = None
-) -> list[tuple[planner.PersonState, planner.Plan]]:
-    """Recompute and store the plan of some people, or of everyone (None)."""
+) -> list[tuple[planner.PersonState, list[planner.Plan]]]:
+    """Recompute and store the plans of some people, or of everyone (None).
+
+    Each person has a cadence plan, then their occasions (birthday, follow-up…).
+    """
+    rules, tz = config.rules, config.timezone
     plans = [
-        (s, planner.plan(s, config.rules, now))
+        (s, [planner.plan(s, rules, now), *planner.occasions(s, rules, now, tz)])
         for s in await store.person_states(people, until=now)
     ]
-    await store.save_plans([(s.id, plan) for s, plan in plans])
+    await store.save_plans([(s.id, ps) for s, ps in plans])
     return plans
 
 
@@ -48,14 +52,16 @@ async def queue_due(store: Store, config: Config, now: datetime) -> int:
         return 0
     rules = {r.name: r for r in config.rules}
     rows = []
-    for person, plan in await replan(store, config, now, people):
-        if plan.kind is None or plan.due_at is None or plan.due_at > now:
-            continue
-        rule = rules[plan.rule]
-        message = messages.nudge(person, plan, rule, now, config.timezone)
-        rows.append(
-            (person.id, rule.name, plan.kind, plan.due_at, rule.notify, message.title, message.body)
-        )
+    for person, plans in await replan(store, config, now, people):
+        for plan in plans:
+            if plan.kind is None or plan.due_at is None or plan.due_at > now:
+                continue
+            rule = rules[plan.rule]
+            message = messages.nudge(person, plan, rule, now, config.timezone)
+            rows.append(
+                (person.id, rule.name, plan.kind, plan.due_at, rule.notify, message.title,
+                 message.body)
+            )  # fmt: skip
     await store.add_reminders(rows, now)
     if rows:
         log.info("%d nudge(s) fell due", len(rows))

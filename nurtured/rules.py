@@ -6,12 +6,22 @@ Rules are plain values built by the config loader; the planner reads them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from fnmatch import fnmatchcase
 
 DEFAULT_ANSWER_WINDOW = timedelta(days=14)
 DEFAULT_RENOTIFY = timedelta(days=7)
+DEFAULT_GRACE = timedelta(days=14)
+
+#: Nudges tied to a date rather than a cadence, and the key of their one setting:
+#: `birthday: {before: 3d}`, `follow_up: {after: 1d}`…
+OCCASIONS = {
+    "birthday": "before",
+    "anniversary": "before",
+    "follow_up": "after",
+    "brief": "before",
+}
 
 #: Fields a message template may use, with what they hold.
 TEMPLATE_FIELDS = {
@@ -57,9 +67,19 @@ class PullBack:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """What a rule asks for. Each kind is independent: the first rule (in file
+    order) that selects a person and has a kind decides that kind for them.
+
+    `every` is the cadence (None: this rule sets none); `grace` holds a cadence
+    nudge back when a meeting is scheduled within it; `occasions` maps
+    birthday/anniversary/brief to their lead time and follow_up to its lag.
+    """
+
     name: str
     match: Match
-    every: timedelta
+    every: timedelta | None
+    grace: timedelta = DEFAULT_GRACE
+    occasions: dict[str, timedelta] = field(default_factory=dict)
     answer_window: timedelta = DEFAULT_ANSWER_WINDOW
     pull_back: PullBack | None = None
     renotify: timedelta = DEFAULT_RENOTIFY
@@ -68,8 +88,16 @@ class Rule:
 
 
 def first_match(
-    rules: Iterable[Rule], name: str, tags: Iterable[str], emails: Iterable[str]
+    rules: Iterable[Rule],
+    name: str,
+    tags: Iterable[str],
+    emails: Iterable[str],
+    kind: str = "every",
 ) -> Rule | None:
-    """The first rule in file order that selects this person sets their cadence."""
+    """The first rule in file order that selects this person and has this kind."""
     tags, emails = tuple(tags), tuple(emails)
-    return next((r for r in rules if r.match.matches(name, tags, emails)), None)
+
+    def has(rule: Rule) -> bool:
+        return rule.every is not None if kind == "every" else kind in rule.occasions
+
+    return next((r for r in rules if has(r) and r.match.matches(name, tags, emails)), None)

@@ -125,6 +125,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE interactions ADD COLUMN who_key TEXT NOT NULL DEFAULT '';
     ALTER TABLE people ADD COLUMN plan_rev INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sources ADD COLUMN progress TEXT NOT NULL DEFAULT '';
+    ALTER TABLE people ADD COLUMN birthday TEXT NOT NULL DEFAULT '';
+    ALTER TABLE people ADD COLUMN anniversary TEXT NOT NULL DEFAULT '';
     ALTER TABLE reminders ADD COLUMN closed_rev INTEGER;
     CREATE TRIGGER reminders_closed AFTER UPDATE OF state ON reminders
     WHEN NEW.state IN ('done', 'snoozed', 'skipped', 'superseded', 'paused')
@@ -469,12 +471,15 @@ class Store:
             preferred = next((d["nickname"] for d in datas if d.get("nickname")), "") or next(
                 (d["given_name"] for d in datas if d.get("given_name")), ""
             )
+            birthday = next((d["birthday"] for d in datas if d.get("birthday")), "")
+            anniversary = next((d["anniversary"] for d in datas if d.get("anniversary")), "")
             updates.append(
-                (first["name"], preferred, json.dumps(tags), json.dumps(emails), notes, person)
-            )
+                (first["name"], preferred, json.dumps(tags), json.dumps(emails), notes,
+                 birthday, anniversary, person)
+            )  # fmt: skip
         await self.db.executemany(
             "UPDATE people SET name = ?, preferred = ?, tags = ?, emails = ?, notes = ?,"
-            " active = 1 WHERE id = ?",
+            " birthday = ?, anniversary = ?, active = 1 WHERE id = ?",
             updates,
         )
         # A person whose last card went away leaves status and planning; their
@@ -641,7 +646,16 @@ class Store:
         person_sql = (
             "SELECT p.id, p.name, p.first_seen, p.preferred, p.tags, p.emails, p.notes,"
             " p.paused, p.paused_until, p.snoozed_until, p.skipped_at,"
-            " (SELECT max(sent_at) FROM reminders r WHERE r.person_id = p.id)"
+            " (SELECT max(sent_at) FROM reminders r WHERE r.person_id = p.id"
+            "  AND r.kind IN ('cadence', 'light_touch')),"
+            " (SELECT json_group_object(kind, sent) FROM (SELECT kind, max(sent_at) AS sent"
+            "  FROM reminders r WHERE r.person_id = p.id AND sent_at IS NOT NULL GROUP BY kind)),"
+            " (SELECT json_group_array(at) FROM (SELECT at FROM interactions i"
+            "  WHERE i.person_id = p.id AND i.channel = 'meeting' AND i.at > ?"
+            "  ORDER BY at LIMIT 3)),"
+            " (SELECT max(at) FROM interactions i WHERE i.person_id = p.id"
+            "  AND i.channel = 'meeting' AND i.at <= ?),"
+            " p.birthday, p.anniversary"
             " FROM people p WHERE p.active = 1" + where
         )
         # Only the last in/mutual contact and what came after it change a plan.
@@ -655,10 +669,10 @@ class Store:
             + " ORDER BY i.person_id, i.at"
         )
         if ids is None:
-            person_rows = await self._all(person_sql)
+            person_rows = await self._all(person_sql, (limit, limit))
             history_rows = await self._all(history_sql, (limit, limit))
         else:
-            person_rows = await self._all_in(person_sql, ids)
+            person_rows = await self._all_in(person_sql, ids, (limit, limit))
             history_rows = await self._all_in(history_sql, ids, (limit, limit))
         history: dict[int, list[Contact]] = {}
         for person, at, direction, channel, note in history_rows:
@@ -670,31 +684,45 @@ class Store:
                 history=tuple(history.get(r[0], ())), paused=bool(r[7]),
                 paused_until=dt(r[8]), snoozed_until=dt(r[9]), skipped_at=dt(r[10]),
                 last_nudge_at=dt(r[11]),
+                nudged={k: dt(v) for k, v in json.loads(r[12] or "{}").items()},
+                upcoming=tuple(dt(a) for a in json.loads(r[13] or "[]")),
+                last_meeting=dt(r[14]), birthday=r[15], anniversary=r[16],
             )
             for r in person_rows
         ]  # fmt: skip
 
-    async def save_plans(self, plans: Sequence[tuple[int, Plan]]) -> None:
-        """Store each person's plan; a waiting nudge the plan no longer wants is superseded."""
+    async def save_plans(self, plans: Sequence[tuple[int, Sequence[Plan]]]) -> None:
+        """Store each person's plans: the cadence plan first, then their occasions.
+
+        `status` shows the soonest nudge (or the cadence plan's reason when none
+        is planned); a waiting nudge no plan wants any more is superseded.
+        """
+        soonest = [(person, min((p for p in ps if p.due_at), key=_due, default=ps[0]))
+                   for person, ps in plans]  # fmt: skip
+        wanted = {(person, p.kind, ts(p.due_at)) for person, ps in plans for p in ps if p.due_at}
         async with self.transaction():
+            waiting = await self._all_in(
+                # A nudge that reached some channels keeps going to the others.
+                "SELECT id, person_id, kind, due_at FROM reminders"
+                " WHERE state IN ('due', 'failed') AND sent_at IS NULL AND person_id IN ({})",
+                [person for person, _ in plans],
+            )
             await self.db.executemany(
                 "UPDATE people SET rule = ?, kind = ?, next_due = ?, reason = ?, unanswered = ?,"
                 " last_contact = ?, plan_rev = plan_rev + 1 WHERE id = ?",
                 [
                     (p.rule, p.kind, ts(p.due_at), p.reason, p.unanswered,
                      ts(p.last_contact.at) if p.last_contact else None, person)
-                    for person, p in plans
+                    for person, p in soonest
                 ],
             )  # fmt: skip
-            await self._all_in(
-                # A nudge that reached some channels keeps going to the others.
-                "UPDATE reminders SET state = 'superseded', closed_at = ?"
-                " WHERE state IN ('due', 'failed') AND sent_at IS NULL"
-                " AND person_id IN ({}) AND NOT EXISTS"
-                " (SELECT 1 FROM people p WHERE p.id = reminders.person_id"
-                " AND p.kind = reminders.kind AND p.next_due = reminders.due_at)",
-                [person for person, _ in plans],
-                (ts(datetime.now(UTC)),),
+            await self.db.executemany(
+                "UPDATE reminders SET state = 'superseded', closed_at = ? WHERE id = ?",
+                [
+                    (ts(datetime.now(UTC)), rid)
+                    for rid, person, kind, due in waiting
+                    if (person, kind, due) not in wanted
+                ],
             )
 
     async def next_due(self, after: datetime) -> datetime | None:
@@ -1010,6 +1038,11 @@ class Store:
     async def meta(self, key: str) -> Any:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return json.loads(row[0]) if row else None
+
+
+def _due(plan: Plan) -> datetime:
+    assert plan.due_at is not None
+    return plan.due_at
 
 
 def _card_data(card: Card) -> dict[str, Any]:

@@ -210,7 +210,10 @@ def test_two_documents_are_refused(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- unknown keys
 
-RULE_KEYS = "answer_window, every, match, message, name, notify, pull_back, renotify"
+RULE_KEYS = (
+    "anniversary, answer_window, birthday, brief, every, follow_up, grace, match, message,"
+    " name, notify, pull_back, renotify"
+)
 
 
 @pytest.mark.parametrize(
@@ -322,12 +325,6 @@ def test_key_given_twice(tmp_path: Path, text: str, line: int, where: str) -> No
 @pytest.mark.parametrize(
     ("text", "line", "where", "key"),
     [
-        (
-            "rules:\n  - name: a\n    every: 3d\n  - name: b\n    match: {tags: [x]}\n",
-            4,
-            "rules[1]",
-            "every",
-        ),
         ("rules:\n  - every: 3d\n", 2, "rules[0]", "name"),
         ("sources:\n  - path: ./contacts\n", 2, "sources[0]", "plugin"),
         ("sources:\n  - plugin: vcard\n    name: book\n", 2, "sources[0]", "path"),
@@ -342,7 +339,6 @@ def test_key_given_twice(tmp_path: Path, text: str, line: int, where: str) -> No
         ("rules:\n  - name: a\n    every: 3d\n    pull_back:\n", 4, "rules[0].pull_back", "after"),
     ],
     ids=[
-        "rule-every",
         "rule-name",
         "source-plugin",
         "vcard-path",
@@ -1101,3 +1097,37 @@ def test_me_lists_the_users_own_addresses_and_patterns(tmp_path: Path) -> None:
     config = load(tmp_path, "me: [Me@Example.org, '*@mycompany.example']\n")
     assert config.me == ("me@example.org", "*@mycompany.example")
     assert load(tmp_path, "rules: []\n").me == ()
+
+
+def test_a_rule_needs_a_cadence_or_an_occasion(tmp_path: Path) -> None:
+    text = "rules:\n  - name: a\n    every: 3d\n  - name: b\n    match: {tags: [x]}\n"
+    path, message = error(tmp_path, text)
+    assert message == (
+        f"{path}:4: rules[1]: a rule needs at least one of:"
+        " every, birthday, anniversary, follow_up, brief"
+    )
+
+
+def test_occasions_and_grace(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """\
+        rules:
+          - name: birthdays
+            match: {tags: [friends]}
+            birthday: {before: 3d}
+            anniversary: {before: 1w}
+          - name: clients
+            every: 30d
+            grace: 10d
+            follow_up: {after: 1d}
+            brief: {before: 2h}
+        """,
+    )
+    birthdays, clients = config.rules
+    assert birthdays.every is None
+    assert birthdays.occasions == {"birthday": timedelta(days=3), "anniversary": timedelta(weeks=1)}
+    assert clients.grace == timedelta(days=10)
+    assert clients.occasions == {"follow_up": timedelta(days=1), "brief": timedelta(hours=2)}
+    _, message = error(tmp_path, "rules:\n  - name: a\n    follow_up: {before: 1d}\n")
+    assert "rules[0].follow_up.before: unknown key (known: after)" in message

@@ -229,7 +229,7 @@ async def test_a_closed_nudge_reopens_only_under_a_later_plan(store):
     await store.add_reminders([row], NOW)
     assert [r.state for r in await store.reminders_of(pid)] == ["snoozed"]
     # The user resumes; the new plan comes back to the same nudge: it reopens.
-    await store.save_plans([(pid, Plan("r", "cadence", NOW, "back"))])
+    await store.save_plans([(pid, [Plan("r", "cadence", NOW, "back")])])
     assert await store.plans_due(NOW) == [pid]
     await store.add_reminders([row], NOW)
     assert [r.state for r in await store.reminders_of(pid)] == ["due"]
