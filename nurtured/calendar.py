@@ -27,7 +27,8 @@ Times: zoned times as written (Outlook's Windows zone names such as
 `W. Europe Standard Time` are understood by icalendar), floating times in
 `tz` (the user's timezone), an all-day event at 12:00 of its first day in
 `tz`. Recurrences (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides) are
-expanded only between `start` and `end`.
+expanded only between `start` and `end` (both timezone-aware); a single
+event counts when it starts in [start, end).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from nurtured.mail import is_mine
 from nurtured.model import Interaction
 
 _NOT_PEOPLE = {"ROOM", "RESOURCE"}
+_RECURRING = {"RRULE", "RDATE", "RECURRENCE-ID"}
 _END = r"(?=\s+[-–—@]\s|\s+(?:at|about|re|in|on)\s|\s*[(:|;,/]|\s*$)"
 _NAME = r"(?P<name>[^\W\d_][\w.'’-]*(?:\s+[\w.'’-]+){0,4}?)"
 _TITLE_PATTERNS = [
@@ -124,7 +126,12 @@ def occurrences(
         for uid in sorted(wanted):
             events = series[uid]
             try:
-                found = _expand(timezones, events, start, end)
+                if len(events) == 1 and not _RECURRING.intersection(events[0]):
+                    # A single event: no expander needed (most events are single).
+                    at = _at(events[0].decoded("DTSTART"), tz)
+                    found = events if start <= at < end else []
+                else:
+                    found = _expand(timezones, events, start, end)
             except Exception as exc:  # one series the expander chokes on must not cost the rest
                 warnings.append(f"{origin}: UID {uid} skipped: {exc}")
                 continue
@@ -142,7 +149,7 @@ def _event_lines(text: str) -> list[int]:
 
 def _problem(event: icalendar.Event) -> str | None:
     if event.errors:
-        return "; ".join(f"{prop}: {error}" for prop, error in event.errors)
+        return "; ".join(f"{prop}: {error}" if prop else str(error) for prop, error in event.errors)
     if "DTSTART" not in event:
         return "no DTSTART"
     try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -147,6 +148,17 @@ def locate(path: Path) -> Config:
         with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
             tz = ZoneInfo(match[1])
     return Config(path=Path(path), timezone=tz, state_dir=state_dir)
+
+
+def _shown(value: object) -> str:
+    """How a source is named after its path, URL or host: a URL (a calendar's
+    "secret address") keeps only its host, with a hash to tell two apart."""
+    text = str(value)
+    parts = urlsplit(text)
+    if not parts.scheme or not parts.hostname:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{parts.scheme}://{parts.hostname}/…{digest}"
 
 
 def _compose(text: str, path: Path) -> yaml.Node | None:
@@ -362,7 +374,7 @@ class _Reader:
             name = (
                 self.string(items["name"], f"{where}.name")
                 if "name" in items
-                else f"{domain}:{next((options[k] for k in NAMED_BY if options.get(k)), i)}"
+                else f"{domain}:{_shown(next((options[k] for k in NAMED_BY if options.get(k)), i))}"
             )
             if any(s.name == name for s in result):
                 raise self.error(item, where, f"a source named {name!r} is given twice")

@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.resources
 import importlib.util
 import logging
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -245,6 +246,35 @@ class Sink:
     async def _changed(self, touched: set[int]) -> None:
         if touched:
             await self._on_change(touched)
+
+
+PASSWORD_COMMAND_TIMEOUT = 60  # seconds: time to unlock a password manager
+
+
+def password(value: str | None, command: str | None) -> str:
+    """A source's password: given (often through !secret), or the first line a command
+    prints (`pass show mail`, `secret-tool lookup …`). Run anew each time, so a rotated
+    app password is picked up at the next connection. Blocking: call it in a thread.
+    """
+    if value:
+        return value
+    if not command:
+        raise ValueError("give either password (or !secret NAME) or password_command")
+    done = subprocess.run(
+        command,
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=PASSWORD_COMMAND_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise RuntimeError(f"password_command failed (exit {done.returncode}): {said[0]}")
+    first = done.stdout.splitlines()[0] if done.stdout else ""
+    if not first.strip():
+        raise RuntimeError("password_command printed nothing")
+    return first
 
 
 def file_stamp(path: Path) -> list[int] | None:

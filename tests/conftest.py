@@ -31,7 +31,8 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-pytest_plugins = ["imap_server"]  # the real Dovecot the IMAP tests talk to
+# The real Dovecot and Radicale the IMAP and CalDAV tests talk to.
+pytest_plugins = ["imap_server", "radicale_server"]
 
 DEADLINE = 15.0  # seconds: how long a wait for something the daemon should do may take
 TIMEZONE = "Europe/Lisbon"

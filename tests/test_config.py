@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,8 @@ def test_example_config_loads() -> None:
     ]
     assert config.sources[0].options == {"path": (REPO / "examples" / "contacts").resolve()}
     assert [(c.url, c.tags) for c in config.channels] == [("console://", ("terminal",))]
-    assert config.channels[0].where == f"{path}:23"
+    line = next(n for n, t in enumerate(path.read_text().splitlines(), 1) if "url: console://" in t)
+    assert config.channels[0].where == f"{path}:{line}"
     assert config.limits.max_per_day == 10
     assert config.limits.quiet_hours is None and config.limits.digest is None
     assert [(r.name, r.match.tags, r.every, r.notify) for r in config.rules] == [
@@ -804,7 +806,7 @@ def test_unknown_plugin_lists_the_known_ones(tmp_path: Path) -> None:
             path: ./more
         """,
     )
-    known = "imap, journal, maildir, mbox, vcard"
+    known = "caldav, ics, imap, journal, maildir, mbox, vcard"
     assert message == f"{path}:4: sources[1].plugin: no plugin 'vcards' (known: {known})"
 
 
@@ -876,7 +878,8 @@ def test_plugin_beside_the_config(tmp_path: Path) -> None:
         """,
     )
     (source,) = config.sources
-    assert source.name == "crm:https://crm.example.org"
+    # Named by its host, never by the whole URL (a calendar's secret address), hashed apart.
+    assert re.fullmatch(r"crm:https://crm\.example\.org/…[0-9a-f]{8}", source.name)
     assert source.plugin == "crm"
     assert source.options == {
         "url": "https://crm.example.org",
@@ -894,7 +897,7 @@ def test_plugin_beside_the_config(tmp_path: Path) -> None:
 def test_plugin_beside_the_config_is_listed_when_a_name_is_wrong(tmp_path: Path) -> None:
     write_plugin(tmp_path, "crm", MANIFEST)
     path, message = error(tmp_path, "sources:\n  - plugin: crn\n    url: x\n")
-    known = "crm, imap, journal, maildir, mbox, vcard"
+    known = "caldav, crm, ics, imap, journal, maildir, mbox, vcard"
     assert message == f"{path}:2: sources[0].plugin: no plugin 'crn' (known: {known})"
 
 

@@ -15,9 +15,12 @@ def test_wheel_ships_plugins_as_nurtured_plugins(tmp_path):
     )
     [wheel] = tmp_path.glob("nurtured-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for domain in ("vcard", "journal"):
+    for domain in ("vcard", "journal", "imap", "maildir", "mbox", "ics", "caldav"):
         assert f"nurtured_plugins/{domain}/manifest.yaml" in names
         assert f"nurtured_plugins/{domain}/__init__.py" in names
+    assert (
+        "nurtured_plugins/imap/session.py" in names and "nurtured_plugins/caldav/webdav.py" in names
+    )
     assert "nurtured/starter.yaml" in names
     assert not [n for n in names if n.startswith("plugins/")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

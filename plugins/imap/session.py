@@ -13,7 +13,6 @@ import contextlib
 import ipaddress
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +24,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError
 from imapclient.exceptions import LoginError as ServerLoginError
+
+from nurtured.plugins import password
 
 # Only the headers classification reads (nurtured.mail), never a body. Received is
 # left out: there are many per message, and INTERNALDATE says when it arrived.
@@ -38,7 +39,6 @@ CONNECT_TIMEOUT = 30.0  # seconds
 READ_TIMEOUT = 120.0  # seconds without a byte from the server: the connection is dead
 IDLE_CHECK = 60.0  # seconds: the longest a thread waits in IDLE without looking up
 IDLE_RENEW = 25 * 60.0  # seconds: servers may end an IDLE after 30 minutes (RFC 2177)
-PASSWORD_COMMAND_TIMEOUT = 60.0  # seconds: time to unlock a password manager
 
 
 class LoginError(Exception):
@@ -89,24 +89,7 @@ class Account:
     def secret(self) -> str:
         """The password, from the config or from the command (run anew at each login,
         so a rotated app password is picked up on the next reconnect)."""
-        if self.password:
-            return self.password
-        assert self.password_command
-        done = subprocess.run(
-            self.password_command,
-            shell=True,
-            capture_output=True,
-            text=True,
-            timeout=PASSWORD_COMMAND_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        if done.returncode != 0:
-            said = done.stderr.strip().splitlines()[-1:] or ["no message"]
-            raise RuntimeError(f"password_command failed (exit {done.returncode}): {said[0]}")
-        first = done.stdout.splitlines()[0] if done.stdout else ""
-        if not first.strip():
-            raise RuntimeError("password_command printed nothing")
-        return first
+        return password(self.password, self.password_command)
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,361 @@
+"""Meetings from iCalendar: a .ics file, a folder of them (a vdir), or a published URL.
+
+Every occurrence between `history` ago and 60 days ahead with people on it
+is a `mutual` meeting (see `nurtured.calendar` for which events count).
+Future occurrences are recorded with their real times: the core counts them
+once they are past and holds back nudges for people you will see soon.
+
+Local files are watched; the cursor keeps each file's size, modification
+time and the ids it produced, so a restart reads only what changed, and an
+event removed from a file, or a file removed, removes its meetings. A URL
+is polled with If-None-Match/If-Modified-Since; a server error or an
+unreachable server raises (the supervisor retries with back-off) and keeps
+what was read before. Once a day everything is read again, so the 60-day
+window ahead moves on even when nothing changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from nurtured.calendar import occurrences
+from nurtured.model import Interaction
+from nurtured.plugins import Sink, file_stamp, watch
+
+SUFFIXES = (".ics",)
+AHEAD = timedelta(days=60)
+REFRESH = timedelta(days=1)  # re-read everything this often: the window moves on
+BATCH = 500  # files per transaction on a cold import of a vdir
+MAX_BYTES = 64 * 1024 * 1024
+TIMEOUT = 60.0
+FILE = "file:"  # cursor keys of local files; "refreshed" is when all were last read
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    history: timedelta = timedelta(weeks=156)
+    max_attendees: int = 8
+    titles: bool = True
+
+    def read(self, text: str, origin: str, sink: Sink) -> tuple[list[Interaction], list[str]]:
+        """The meetings in `text` (raises ValueError when it is not iCalendar at all)."""
+        now = datetime.now(UTC)
+        return occurrences(
+            text,
+            origin,
+            sink.me,
+            start=now - self.history,
+            end=now + AHEAD,
+            tz=sink.timezone,
+            max_attendees=self.max_attendees,
+            titles=self.titles,
+            strict=True,
+        )
+
+
+async def run(options: dict[str, Any], sink: Sink) -> None:
+    path, url = options.get("path"), (options.get("url") or "").strip()
+    if bool(path) == bool(url):
+        raise ValueError("ics: give exactly one of path (a .ics file or a folder) or url")
+    defaults = Settings()
+    settings = Settings(
+        history=options.get("history") or defaults.history,
+        max_attendees=(
+            defaults.max_attendees
+            if options.get("max_attendees") is None
+            else int(options["max_attendees"])
+        ),
+        titles=defaults.titles if options.get("titles") is None else bool(options["titles"]),
+    )
+    if url:
+        await _run_url(url, options.get("poll") or timedelta(minutes=15), settings, sink)
+    else:
+        await _run_local(Path(path), settings, sink)
+
+
+# -- local files ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A vdir folder, or one .ics file; its files are known by their relative path."""
+
+    path: Path
+    is_folder: bool
+
+    @property
+    def folder(self) -> Path:
+        return self.path if self.is_folder else self.path.parent
+
+    def key(self, path: Path) -> str | None:
+        if path.suffix.lower() not in SUFFIXES or path.name.startswith("."):
+            return None
+        if not self.is_folder:
+            return path.name if path == self.path else None
+        try:
+            return str(path.relative_to(self.path))
+        except ValueError:
+            return None
+
+    def stamps(self) -> dict[str, list[int]]:
+        """Every calendar file with its (mtime, size): one stat per file."""
+        if not self.is_folder:
+            stamp = file_stamp(self.path)
+            return {self.path.name: stamp} if stamp else {}
+        found, folders = {}, [self.path]
+        while folders:
+            try:
+                with os.scandir(folders.pop()) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(Path(entry.path))
+                        elif (key := self.key(Path(entry.path))) and entry.is_file():
+                            st = entry.stat()
+                            found[key] = [st.st_mtime_ns, st.st_size]
+            except FileNotFoundError:
+                continue
+        return found
+
+
+class Files:
+    """What the source knows of its files: the cursor, and how many files make each id."""
+
+    def __init__(self, cursor: dict[str, Any]) -> None:
+        self.entries: dict[str, dict[str, Any]] = {
+            k.removeprefix(FILE): v for k, v in cursor.items() if k.startswith(FILE)
+        }
+        self.refreshed: str | None = cursor.get("refreshed")
+        self.owners = Counter(i for e in self.entries.values() for i in e.get("ids", ()))
+        self.lock = asyncio.Lock()
+
+    def due(self) -> bool:
+        if not self.refreshed:
+            return True
+        return datetime.now(UTC) - datetime.fromisoformat(self.refreshed) >= REFRESH
+
+
+async def _run_local(path: Path, settings: Settings, sink: Sink) -> None:
+    is_folder = await asyncio.to_thread(path.is_dir) or path.suffix.lower() not in SUFFIXES
+    where = Folder(path, is_folder)
+    if not await asyncio.to_thread(where.folder.is_dir):
+        raise FileNotFoundError(f"ics: {where.folder} does not exist (or is not a folder)")
+    files = Files(await sink.cursor())
+    await _sync(where, None, files, settings, sink, everything=files.due())
+    sink.ready()
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(REFRESH.total_seconds())
+            await _sync(where, None, files, settings, sink, everything=True)
+
+    async def follow() -> None:
+        async for paths in watch(where.folder, recursive=where.is_folder):
+            keys = {k for p in paths if (k := where.key(p))}
+            if keys:
+                await _sync(where, keys, files, settings, sink)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(refresh())
+        group.create_task(follow())
+
+
+def _changed(
+    where: Folder, keys: set[str] | None, files: Files, everything: bool
+) -> list[tuple[str, list[int] | None]]:
+    """Files (all when `keys` is None) whose size or mtime differ from the cursor's."""
+    if keys is None:
+        stamps = where.stamps()
+        keys = stamps.keys() | files.entries.keys()
+    else:
+        stamps = {k: s for k in keys if (s := file_stamp(where.folder / k))}
+    return [
+        (key, stamps.get(key))
+        for key in sorted(keys)
+        if everything or stamps.get(key) != files.entries.get(key, {}).get("stamp")
+    ]
+
+
+async def _sync(
+    where: Folder,
+    keys: set[str] | None,
+    files: Files,
+    settings: Settings,
+    sink: Sink,
+    everything: bool = False,
+) -> None:
+    """Bring the meetings of changed files (of all, with `everything`) up to date."""
+    async with files.lock:
+        changed = await asyncio.to_thread(_changed, where, keys, files, everything)
+        for i in range(0, len(changed), BATCH):
+            batch = changed[i : i + BATCH]
+            parsed = await asyncio.to_thread(_parse, where.folder, batch, settings, sink)
+            await _store(parsed, files, sink)
+        if everything:
+            files.refreshed = datetime.now(UTC).isoformat()
+            await sink.record_interactions([], cursor={"refreshed": files.refreshed})
+        if changed:
+            sink.log.info("read %d changed file(s) under %s", len(changed), where.path)
+
+
+def _parse(
+    base: Path, batch: list[tuple[str, list[int] | None]], settings: Settings, sink: Sink
+) -> list[tuple[str, list[int] | None, list[Interaction]]]:
+    """Read files (in a thread); a file that cannot be read now is left for its next change."""
+    result = []
+    for key, stamp in batch:
+        items: list[Interaction] = []
+        if stamp is not None:
+            try:
+                text = (base / key).read_bytes().decode("utf-8-sig", errors="replace")
+                items, warnings = settings.read(text, str(base / key), sink)
+            except OSError as exc:
+                sink.log.warning("%s: cannot read: %s", base / key, exc.strerror or exc)
+                continue
+            except ValueError as exc:
+                sink.log.warning("%s; keeping what was read before", exc)
+                continue
+            for warning in warnings:
+                sink.log.warning("%s", warning)
+        result.append((key, stamp, items))
+    return result
+
+
+async def _store(
+    parsed: list[tuple[str, list[int] | None, list[Interaction]]], files: Files, sink: Sink
+) -> None:
+    """Record what the files hold now; remove what they held before and no file holds now."""
+    before = {key: set(files.entries.get(key, {}).get("ids", ())) for key, _, _ in parsed}
+    for key, _, items in parsed:
+        files.owners.subtract(before[key])
+        files.owners.update({i.external_id for i in items})
+    gone = sorted({i for ids in before.values() for i in ids if files.owners[i] <= 0})
+    for i in gone:
+        del files.owners[i]
+    if gone:
+        await sink.remove_interactions(gone)
+    entries = {
+        key: ({"stamp": stamp, "ids": sorted({i.external_id for i in items})} if stamp else None)
+        for key, stamp, items in parsed
+    }
+    await sink.record_interactions(
+        [i for _, _, items in parsed for i in items],
+        cursor={FILE + key: entry for key, entry in entries.items()},
+    )
+    for key, entry in entries.items():
+        if entry is None:
+            files.entries.pop(key, None)
+        else:
+            files.entries[key] = entry
+
+
+# -- a published calendar ---------------------------------------------------------------
+
+
+def shown(url: str) -> str:
+    """A URL fit for logs: a secret address carries its token in the path or query."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return f"{parts.scheme}://{host}/…" if parts.path.strip("/") or parts.query else url
+
+
+def _http_url(url: str) -> str:
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    scheme = scheme.lower()
+    if scheme in ("webcal", "webcals"):
+        return "https://" + rest
+    if scheme not in ("http", "https"):
+        raise ValueError(f"ics: url must start with http://, https:// or webcal://, not {url!r}")
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int  # 200 or 304
+    text: str = ""
+    etag: str | None = None
+    modified: str | None = None
+
+
+def fetch(url: str, etag: str | None, modified: str | None) -> Response:
+    """GET a calendar (blocking: run it in a thread); errors raise with the URL redacted."""
+    request = urllib.request.Request(
+        url, headers={"User-Agent": "nurtured", "Accept": "text/calendar, */*;q=0.5"}
+    )
+    if etag:
+        request.add_header("If-None-Match", etag)
+    if modified:
+        request.add_header("If-Modified-Since", modified)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            body = response.read(MAX_BYTES + 1)
+            headers: Message = response.headers
+    except urllib.error.HTTPError as exc:
+        if exc.code == 304:
+            return Response(304, etag=etag, modified=modified)
+        raise ConnectionError(f"{shown(url)} answered HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"{shown(url)} cannot be reached: {reason}") from None
+    if len(body) > MAX_BYTES:
+        raise ValueError(f"{shown(url)}: more than {MAX_BYTES // 2**20} MB, not read")
+    charset = headers.get_content_charset() or "utf-8"
+    try:
+        text = body.decode(charset, errors="replace")
+    except LookupError:
+        text = body.decode("utf-8", errors="replace")
+    return Response(200, text.lstrip("\ufeff"), headers.get("ETag"), headers.get("Last-Modified"))
+
+
+async def _run_url(url: str, poll: timedelta, settings: Settings, sink: Sink) -> None:
+    target = _http_url(url)
+    cursor = await sink.cursor()
+    ready = False
+    while True:
+        refreshed = cursor.get("refreshed")
+        due = not refreshed or (datetime.now(UTC) - datetime.fromisoformat(refreshed) >= REFRESH)
+        # A full GET once a day even when unchanged: the window ahead moves on.
+        etag, modified = (None, None) if due else (cursor.get("etag"), cursor.get("modified"))
+        response = await asyncio.to_thread(fetch, target, etag, modified)
+        if response.status == 200:
+            cursor = await _reconcile(response, url, cursor, settings, sink)
+        if not ready:
+            sink.ready()
+            ready = True
+        await asyncio.sleep(poll.total_seconds())
+
+
+async def _reconcile(
+    response: Response, url: str, cursor: dict[str, Any], settings: Settings, sink: Sink
+) -> dict[str, Any]:
+    try:
+        items, warnings = await asyncio.to_thread(settings.read, response.text, shown(url), sink)
+    except ValueError as exc:
+        sink.log.warning("%s; keeping what was read before", exc)
+        return cursor
+    for warning in warnings:
+        sink.log.warning("%s", warning)
+    ids = sorted({i.external_id for i in items})
+    gone = sorted(set(cursor.get("ids", ())) - set(ids))
+    if gone:
+        await sink.remove_interactions(gone)
+    new = {
+        "ids": ids,
+        "etag": response.etag,
+        "modified": response.modified,
+        "refreshed": datetime.now(UTC).isoformat(),
+    }
+    await sink.record_interactions(items, cursor=new)
+    sink.log.info("read %d meeting(s) from %s", len(items), shown(url))
+    return {**cursor, **new}
