@@ -13,6 +13,7 @@ which a test checks that nothing more arrives.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -21,15 +22,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+
+from nurtured import plugins
+from nurtured.store import Store
 
 # The real Dovecot and Radicale the IMAP and CalDAV tests talk to.
 pytest_plugins = ["imap_server", "radicale_server"]
@@ -506,3 +511,54 @@ def home(tmp_path: Path, sink: HttpSink) -> Iterator[Home]:
     h = Home(tmp_path, channels=[{"url": sink.url()}])
     yield h
     h.close()
+
+
+# -- source plugins in-process ----------------------------------------------------------
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> float:
+    """Wait until `check` holds; returns how long it took."""
+    start = time.monotonic()
+    while not await check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+class RunningSource:
+    """A source plugin running in-process as the daemon runs it, on a real store."""
+
+    def __init__(
+        self, store: Store, domain: str, options: dict[str, Any], me: tuple[str, ...] = ()
+    ) -> None:
+        self.store = store
+        self.touched: set[int] = set()
+        self.ready = asyncio.Event()
+        manifest = plugins.find(domain, Path("."))
+        assert manifest is not None
+        module = plugins.load(manifest)
+        self.sink = plugins.Sink(
+            f"{domain}:test", store, ZoneInfo(TIMEZONE), self._changed, self.ready.set, me
+        )
+        self.task = asyncio.create_task(module.run(options, self.sink))
+
+    async def _changed(self, people: set[int]) -> None:
+        self.touched |= people
+
+    async def started(self) -> RunningSource:
+        """Wait for the first read; a plugin that fails first raises its error here."""
+        ready = asyncio.create_task(self.ready.wait())
+        await asyncio.wait({ready, self.task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        if self.task.done():
+            ready.cancel()
+            self.task.result()
+        assert self.ready.is_set(), "the source did not finish its first read within 10 s"
+        return self
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    async def names(self) -> list[str]:
+        return sorted(p.name for p in await self.store.people())

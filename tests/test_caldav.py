@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from conftest import eventually
 
 from nurtured import config, plugins
 from nurtured.model import Card
@@ -72,16 +71,6 @@ def event(
         lines += [f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{a}" for a in attendees]
     lines += ["END:VEVENT", "END:VCALENDAR"]
     return "\r\n".join(lines) + "\r\n"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> float:
-    """Wait until `check` holds; returns how long it took."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 # -- the setup: a config, a store with contacts, the source running ------------------------

@@ -6,17 +6,14 @@ import asyncio
 import hashlib
 import logging
 import threading
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import RunningSource, eventually
 
-from nurtured import plugins
 from nurtured.model import Card
 from nurtured.store import Store
 
@@ -60,44 +57,6 @@ def with_ana(uid: str, at: datetime, summary: str = "Project") -> str:
     )
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> float:
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
-
-
-class Running:
-    """The ics source as the daemon runs it."""
-
-    def __init__(self, store: Store, options: dict[str, Any]) -> None:
-        self.store = store
-        self.ready = asyncio.Event()
-        manifest = plugins.find("ics", Path("."))
-        assert manifest is not None
-        module = plugins.load(manifest)
-        self.sink = plugins.Sink("ics:test", store, LISBON, self._changed, self.ready.set, ME)
-        self.task = asyncio.create_task(module.run(options, self.sink))
-
-    async def _changed(self, people: set[int]) -> None:
-        pass
-
-    async def started(self) -> Running:
-        ready = asyncio.create_task(self.ready.wait())
-        await asyncio.wait({ready, self.task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-        if self.task.done():
-            ready.cancel()
-            self.task.result()  # raises what the plugin raised
-        assert self.ready.is_set()
-        return self
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
 @pytest.fixture
 async def store(tmp_path):
     store = await Store.open(tmp_path / "state")
@@ -115,10 +74,10 @@ async def store(tmp_path):
 
 @pytest.fixture
 async def running(store):
-    started: list[Running] = []
+    started: list[RunningSource] = []
 
-    async def start(**options: Any) -> Running:
-        source = await Running(store, options).started()
+    async def start(**options: Any) -> RunningSource:
+        source = await RunningSource(store, "ics", options, ME).started()
         started.append(source)
         return source
 
@@ -209,12 +168,12 @@ async def test_restart_reads_only_files_changed_meanwhile(tmp_path, store, caplo
     vdir.mkdir()
     for n in range(10):
         (vdir / f"e{n}.ics").write_text(with_ana(f"e{n}", NOW - timedelta(days=n + 1)))
-    first = await Running(store, {"path": vdir}).started()
+    first = await RunningSource(store, "ics", {"path": vdir}, ME).started()
     await first.stop()
     (vdir / "e3.ics").unlink()
     (vdir / "e4.ics").write_text(with_ana("e4", NOW - timedelta(days=40)))
     with caplog.at_level(logging.INFO, logger="nurtured.plugins.ics"):
-        second = await Running(store, {"path": vdir}).started()
+        second = await RunningSource(store, "ics", {"path": vdir}, ME).started()
     await second.stop()
     assert any("read 2 changed file(s)" in r.getMessage() for r in caplog.records)
     found = [at for at, _ in await meetings(store, "Ana Lima")]
@@ -226,11 +185,11 @@ async def test_restart_reads_only_files_changed_meanwhile(tmp_path, store, caplo
 async def test_options_are_checked(tmp_path, store):
     for options in ({}, {"path": tmp_path, "url": "https://example.org/cal.ics"}):
         with pytest.raises(ValueError, match="exactly one of path"):
-            await Running(store, options).started()
+            await RunningSource(store, "ics", options, ME).started()
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        await Running(store, {"path": tmp_path / "nowhere"}).started()
+        await RunningSource(store, "ics", {"path": tmp_path / "nowhere"}, ME).started()
     with pytest.raises(ValueError, match="url must start with"):
-        await Running(store, {"url": "ftp://example.org/cal.ics"}).started()
+        await RunningSource(store, "ics", {"url": "ftp://example.org/cal.ics"}, ME).started()
 
 
 async def _has(store: Store, name: str, at: str) -> bool:
@@ -310,7 +269,9 @@ def published():
 async def test_a_published_calendar_200_304_changed_500(store, published, caplog):
     first, second = NOW - timedelta(days=9), NOW - timedelta(days=1)
     calendar = published(with_ana("p1", first, "Planning"))
-    source = await Running(store, {"url": calendar.url, "poll": timedelta(seconds=0.1)}).started()
+    source = await RunningSource(
+        store, "ics", {"url": calendar.url, "poll": timedelta(seconds=0.1)}, ME
+    ).started()
     try:
         assert calendar.answers[0] == 200
         assert await meetings(store, "Ana Lima") == [(iso(first), "Planning")]
@@ -335,7 +296,9 @@ async def test_a_published_calendar_200_304_changed_500(store, published, caplog
 
         calendar.status = 200  # what the supervisor's restart sees: the cursor resumes
         before = len(calendar.answers)
-        again = await Running(store, {"url": calendar.url, "poll": timedelta(hours=1)}).started()
+        again = await RunningSource(
+            store, "ics", {"url": calendar.url, "poll": timedelta(hours=1)}, ME
+        ).started()
         await again.stop()
         assert calendar.answers[before:] == [304]
         assert await meetings(store, "Ana Lima") == [(iso(second), "Planning")]
@@ -348,7 +311,7 @@ async def test_an_unreachable_url_raises_a_clear_error(store, published):
     url = calendar.url
     calendar.close()
     with pytest.raises(ConnectionError, match=r"http://127\.0\.0\.1:\d+/… cannot be reached"):
-        await Running(store, {"url": url}).started()
+        await RunningSource(store, "ics", {"url": url}, ME).started()
 
 
 def test_webcal_means_https_and_urls_are_redacted_for_logs():

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from conftest import eventually
 
 from nurtured import config, plugins
 from nurtured.model import Card
@@ -59,16 +60,6 @@ def message(
         lines += [f"In-Reply-To: <{replies_to}>", f"References: <{replies_to}>"]
     lines += [*headers, "", "A private body nurtured never fetches.", ""]
     return "\r\n".join(lines)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> float:
-    """Wait until `check` holds; returns how long it took."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 # -- the setup: a config, a store with contacts, the source running ------------------------

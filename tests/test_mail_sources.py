@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import RunningSource, eventually
 
-from nurtured import plugins
 from nurtured.model import Card
 from nurtured.store import Store
 
@@ -68,39 +66,6 @@ def mbox_entry(raw: bytes) -> bytes:
     return b"From - Tue Mar 10 10:00:00 2026\n" + raw + b"\n"
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> float:
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
-
-
-class Running:
-    """A mail source running as the daemon runs it, with the user's `me:` addresses."""
-
-    def __init__(self, store: Store, domain: str, options: dict) -> None:
-        self.store = store
-        self.ready = asyncio.Event()
-        manifest = plugins.find(domain, Path("."))
-        assert manifest is not None
-        module = plugins.load(manifest)
-        sink = plugins.Sink(f"{domain}:test", store, LISBON, self._changed, self.ready.set, ME)
-        self.task = asyncio.create_task(module.run(options, sink))
-
-    async def _changed(self, people: set[int]) -> None:
-        pass
-
-    async def started(self) -> Running:
-        await asyncio.wait_for(self.ready.wait(), 10)
-        return self
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
 @pytest.fixture
 async def store(tmp_path):
     store = await Store.open(tmp_path / "state")
@@ -113,10 +78,10 @@ async def store(tmp_path):
 
 @pytest.fixture
 async def running(store):
-    started: list[Running] = []
+    started: list[RunningSource] = []
 
-    async def start(domain: str, **options) -> Running:
-        source = await Running(store, domain, options).started()
+    async def start(domain: str, **options) -> RunningSource:
+        source = await RunningSource(store, domain, options, ME).started()
         started.append(source)
         return source
 
@@ -295,12 +260,12 @@ async def test_a_restart_reads_only_what_arrived_meanwhile(tmp_path, store, capl
     inbox = tmp_path / "Mail" / "INBOX"
     for i in range(20):
         deliver(inbox, message("bo@x.example", "me@home.example", f"Note {i}", 5), flags="S")
-    first = await Running(store, "maildir", {"path": tmp_path / "Mail"}).started()
+    first = await RunningSource(store, "maildir", {"path": tmp_path / "Mail"}, ME).started()
     await first.stop()
     deliver(inbox, message("ana@friends.example", "me@home.example", "While away", 1))
     deliver(tmp_path / "Mail" / "Sent", message("me@home.example", "ana@friends.example", "Re", 0))
     with caplog.at_level(logging.INFO, logger="nurtured.plugins.maildir"):
-        second = await Running(store, "maildir", {"path": tmp_path / "Mail"}).started()
+        second = await RunningSource(store, "maildir", {"path": tmp_path / "Mail"}, ME).started()
     await second.stop()
     assert logged(caplog, "read 2 new message(s) of 2 file(s)")
     assert len(await timeline(store, "Bo Berg")) == 20
@@ -308,7 +273,7 @@ async def test_a_restart_reads_only_what_arrived_meanwhile(tmp_path, store, capl
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="nurtured.plugins.maildir"):
-        third = await Running(store, "maildir", {"path": tmp_path / "Mail"}).started()
+        third = await RunningSource(store, "maildir", {"path": tmp_path / "Mail"}, ME).started()
     await third.stop()
     assert not logged(caplog, "new message(s)")  # nothing new: nothing read
     saved = await store.cursor("maildir:test")
@@ -336,7 +301,7 @@ async def test_appended_mail_is_read_from_where_reading_stopped(tmp_path, store,
         )
     )
     with caplog.at_level(logging.INFO, logger="nurtured.plugins.mbox"):
-        source = await Running(store, "mbox", {"path": inbox}).started()
+        source = await RunningSource(store, "mbox", {"path": inbox}, ME).started()
         assert logged(caplog, "read 3 new message(s)")
         caplog.clear()
         with inbox.open("ab") as file:
@@ -352,7 +317,7 @@ async def test_appended_mail_is_read_from_where_reading_stopped(tmp_path, store,
         caplog.clear()
         with inbox.open("ab") as file:  # while nurtured is down
             file.write(mbox_entry(message("ana@friends.example", "me@home.example", "Hey", 0)))
-        again = await Running(store, "mbox", {"path": inbox}).started()
+        again = await RunningSource(store, "mbox", {"path": inbox}, ME).started()
         await again.stop()
     assert logged(caplog, "read 1 new message(s)")
     assert len(await timeline(store, "Ana Lima")) == 2
@@ -365,14 +330,14 @@ async def test_a_rewritten_mbox_is_read_again_without_counting_twice(tmp_path, s
         mbox_entry(message("bo@x.example", "me@home.example", f"Note {i}", 5 - i)) for i in range(3)
     ]
     inbox.write_bytes(b"".join(entries))
-    first = await Running(store, "mbox", {"path": inbox}).started()
+    first = await RunningSource(store, "mbox", {"path": inbox}, ME).started()
     await first.stop()
     # Thunderbird compacts a folder: a new file without the deleted message, renamed over.
     compacted = tmp_path / "Inbox.tmp"
     compacted.write_bytes(entries[0] + entries[2])
     os.replace(compacted, inbox)
     with caplog.at_level(logging.INFO, logger="nurtured.plugins.mbox"):
-        second = await Running(store, "mbox", {"path": inbox}).started()
+        second = await RunningSource(store, "mbox", {"path": inbox}, ME).started()
     await second.stop()
     assert logged(caplog, "read 2 new message(s)")  # from the start: it is another file
     assert len(await timeline(store, "Bo Berg")) == 3  # what was read before stays, once

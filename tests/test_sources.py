@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import RunningSource, eventually
 
 from nurtured import plugins
 from nurtured.model import Card
@@ -23,44 +22,6 @@ def vcard(uid: str, name: str, *extra: str, version: str = "3.0") -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> float:
-    """Wait until `check` holds; returns how long it took."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
-
-
-class Running:
-    """A source plugin running as the daemon runs it, with what it reported."""
-
-    def __init__(self, store: Store, domain: str, options: dict) -> None:
-        self.store = store
-        self.touched: set[int] = set()
-        self.ready = asyncio.Event()
-        manifest = plugins.find(domain, Path("."))
-        assert manifest is not None
-        self.module = plugins.load(manifest)
-        self.sink = plugins.Sink(f"{domain}:test", store, LISBON, self._changed, self.ready.set)
-        self.task = asyncio.create_task(self.module.run(options, self.sink))
-
-    async def _changed(self, people: set[int]) -> None:
-        self.touched |= people
-
-    async def started(self) -> Running:
-        await asyncio.wait_for(self.ready.wait(), 10)
-        return self
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-    async def names(self) -> list[str]:
-        return sorted(p.name for p in await self.store.people())
-
-
 @pytest.fixture
 async def store(tmp_path):
     store = await Store.open(tmp_path / "state")
@@ -70,10 +31,10 @@ async def store(tmp_path):
 
 @pytest.fixture
 async def running(store):
-    started: list[Running] = []
+    started: list[RunningSource] = []
 
-    async def start(domain: str, **options) -> Running:
-        source = await Running(store, domain, options).started()
+    async def start(domain: str, **options) -> RunningSource:
+        source = await RunningSource(store, domain, options).started()
         started.append(source)
         return source
 
@@ -146,12 +107,12 @@ async def test_restart_reads_only_files_changed_meanwhile(tmp_path, store, caplo
     book.mkdir()
     for i in range(20):
         (book / f"p{i}.vcf").write_text(vcard(str(i), f"Person {i}"))
-    first = await Running(store, "vcard", {"path": book}).started()
+    first = await RunningSource(store, "vcard", {"path": book}).started()
     await first.stop()
     (book / "p3.vcf").write_text(vcard("3", "Person Three"))
     (book / "p4.vcf").unlink()
     with caplog.at_level(logging.INFO, logger="nurtured.plugins.vcard"):
-        second = await Running(store, "vcard", {"path": book}).started()
+        second = await RunningSource(store, "vcard", {"path": book}).started()
     await second.stop()
     assert any("read 2 changed file(s)" in r.getMessage() for r in caplog.records)
     names = await second.names()
@@ -178,11 +139,11 @@ async def test_cards_without_uid_keep_their_person_when_others_move(tmp_path, ru
     assert [u for _, u, _ in await source.store.cards_of(cy.id)] == [uid]
 
 
-async def _has(source: Running, name: str) -> bool:
+async def _has(source: RunningSource, name: str) -> bool:
     return name in await source.names()
 
 
-async def _gone(source: Running, name: str) -> bool:
+async def _gone(source: RunningSource, name: str) -> bool:
     return name not in await source.names()
 
 
