@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.resources
 import importlib.util
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -284,6 +285,53 @@ def file_stamp(path: Path) -> list[int] | None:
     except OSError:
         return None
     return [st.st_mtime_ns, st.st_size]
+
+
+@dataclass(frozen=True, slots=True)
+class FileSet:
+    """The files a source reads: a folder tree (a vdir, a mail folder) or one file.
+
+    Files are known by their path relative to the folder; `wanted` says which
+    names count. Blocking: call `stamps` in a thread.
+    """
+
+    path: Path
+    is_folder: bool
+    wanted: Callable[[str], bool]
+
+    @property
+    def folder(self) -> Path:
+        return self.path if self.is_folder else self.path.parent
+
+    def key(self, path: Path) -> str | None:
+        if path.name.startswith(".") or not self.wanted(path.name):
+            return None
+        if not self.is_folder:
+            return path.name if path == self.path else None
+        try:
+            return path.relative_to(self.path).as_posix()
+        except ValueError:
+            return None
+
+    def stamps(self) -> dict[str, list[int]]:
+        """Every wanted file with its (mtime, size): one stat per file."""
+        if not self.is_folder:
+            stamp = file_stamp(self.path)
+            return {self.path.name: stamp} if stamp else {}
+        found: dict[str, list[int]] = {}
+        folders = [self.path]
+        while folders:
+            try:
+                with os.scandir(folders.pop()) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(Path(entry.path))
+                        elif (key := self.key(Path(entry.path))) and entry.is_file():
+                            st = entry.stat()
+                            found[key] = [st.st_mtime_ns, st.st_size]
+            except FileNotFoundError:
+                continue  # removed while we looked
+        return found
 
 
 def _is_temporary(name: str, hidden: bool = False) -> bool:

@@ -17,7 +17,6 @@ window ahead moves on even when nothing changes.
 from __future__ import annotations
 
 import asyncio
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,7 +29,7 @@ from typing import Any
 
 from nurtured.calendar import occurrences
 from nurtured.model import Interaction
-from nurtured.plugins import Sink, file_stamp, watch
+from nurtured.plugins import FileSet, Sink, file_stamp, watch
 
 SUFFIXES = (".ics",)
 AHEAD = timedelta(days=60)
@@ -86,47 +85,6 @@ async def run(options: dict[str, Any], sink: Sink) -> None:
 # -- local files ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Folder:
-    """A vdir folder, or one .ics file; its files are known by their relative path."""
-
-    path: Path
-    is_folder: bool
-
-    @property
-    def folder(self) -> Path:
-        return self.path if self.is_folder else self.path.parent
-
-    def key(self, path: Path) -> str | None:
-        if path.suffix.lower() not in SUFFIXES or path.name.startswith("."):
-            return None
-        if not self.is_folder:
-            return path.name if path == self.path else None
-        try:
-            return str(path.relative_to(self.path))
-        except ValueError:
-            return None
-
-    def stamps(self) -> dict[str, list[int]]:
-        """Every calendar file with its (mtime, size): one stat per file."""
-        if not self.is_folder:
-            stamp = file_stamp(self.path)
-            return {self.path.name: stamp} if stamp else {}
-        found, folders = {}, [self.path]
-        while folders:
-            try:
-                with os.scandir(folders.pop()) as entries:
-                    for entry in entries:
-                        if entry.is_dir(follow_symlinks=False):
-                            folders.append(Path(entry.path))
-                        elif (key := self.key(Path(entry.path))) and entry.is_file():
-                            st = entry.stat()
-                            found[key] = [st.st_mtime_ns, st.st_size]
-            except FileNotFoundError:
-                continue
-        return found
-
-
 class Files:
     """What the source knows of its files: the cursor, and how many files make each id."""
 
@@ -144,9 +102,13 @@ class Files:
         return datetime.now(UTC) - datetime.fromisoformat(self.refreshed) >= REFRESH
 
 
+def _wanted(name: str) -> bool:
+    return name.lower().endswith(SUFFIXES)
+
+
 async def _run_local(path: Path, settings: Settings, sink: Sink) -> None:
-    is_folder = await asyncio.to_thread(path.is_dir) or path.suffix.lower() not in SUFFIXES
-    where = Folder(path, is_folder)
+    is_folder = await asyncio.to_thread(path.is_dir) or not _wanted(path.name)
+    where = FileSet(path, is_folder, _wanted)
     if not await asyncio.to_thread(where.folder.is_dir):
         raise FileNotFoundError(f"ics: {where.folder} does not exist (or is not a folder)")
     files = Files(await sink.cursor())
@@ -170,7 +132,7 @@ async def _run_local(path: Path, settings: Settings, sink: Sink) -> None:
 
 
 def _changed(
-    where: Folder, keys: set[str] | None, files: Files, everything: bool
+    where: FileSet, keys: set[str] | None, files: Files, everything: bool
 ) -> list[tuple[str, list[int] | None]]:
     """Files (all when `keys` is None) whose size or mtime differ from the cursor's."""
     if keys is None:
@@ -186,7 +148,7 @@ def _changed(
 
 
 async def _sync(
-    where: Folder,
+    where: FileSet,
     keys: set[str] | None,
     files: Files,
     settings: Settings,

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from nurtured import mail
 from nurtured.model import Interaction
-from nurtured.plugins import Sink, watch
+from nurtured.plugins import FileSet, Sink, watch
 
 BATCH = 2000  # messages per transaction on a cold read
 CHUNK = 1 << 20  # bytes read at a time while looking for the next From_ line
@@ -39,43 +39,9 @@ _FROM_LINE = re.compile(rb"From .*\d\d?:\d\d")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
-@dataclass(frozen=True, slots=True)
-class Mailboxes:
-    """One mbox file, or a folder of them; files are known by their relative path."""
-
-    path: Path
-    is_folder: bool
-
-    @property
-    def folder(self) -> Path:
-        return self.path if self.is_folder else self.path.parent
-
-    def key(self, path: Path) -> str | None:
-        name = path.name
-        if name.startswith(".") or name.lower().endswith(".msf"):
-            return None
-        if not mail.is_contact_folder(name.removesuffix(".mbox")):
-            return None
-        if not self.is_folder:
-            return name if path == self.path else None
-        try:
-            return path.relative_to(self.path).as_posix()
-        except ValueError:
-            return None
-
-    def keys(self) -> list[str]:
-        """Every file that may be an mbox (whether it is one shows when it is read)."""
-        if not self.is_folder:
-            return [self.path.name]
-        found, folders = [], [self.path]
-        while folders:
-            with os.scandir(folders.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir():
-                        folders.append(Path(entry.path))
-                    elif entry.is_file() and (key := self.key(Path(entry.path))):
-                        found.append(key)
-        return sorted(found)
+def _wanted(name: str) -> bool:
+    """mbox files, not Thunderbird's .msf indexes, and not Drafts, Junk or Spam."""
+    return not name.lower().endswith(".msf") and mail.is_contact_folder(name.removesuffix(".mbox"))
 
 
 @dataclass
@@ -90,9 +56,9 @@ class Batch:
 async def run(options: dict[str, Any], sink: Sink) -> None:
     path: Path = options["path"]
     settings = mail.Settings.of(options)
-    box = Mailboxes(path, await asyncio.to_thread(path.is_dir))
+    box = FileSet(path, await asyncio.to_thread(path.is_dir), _wanted)
     cursor = await sink.cursor()
-    keys = await asyncio.to_thread(box.keys)
+    keys = await asyncio.to_thread(box.stamps)
     await _sync(box, sorted(set(keys) | set(cursor)), cursor, sink, settings)
     sink.ready()
     async for paths in watch(box.folder, recursive=box.is_folder):
@@ -102,7 +68,7 @@ async def run(options: dict[str, Any], sink: Sink) -> None:
 
 
 async def _sync(
-    box: Mailboxes, keys: list[str], cursor: dict[str, Any], sink: Sink, settings: mail.Settings
+    box: FileSet, keys: list[str], cursor: dict[str, Any], sink: Sink, settings: mail.Settings
 ) -> None:
     """Read what was added to the files `keys`; `cursor` is updated in place.
 
@@ -125,7 +91,7 @@ async def _sync(
 
 
 def _batches(
-    box: Mailboxes, keys: list[str], cursor: dict[str, Any], sink: Sink, settings: mail.Settings
+    box: FileSet, keys: list[str], cursor: dict[str, Any], sink: Sink, settings: mail.Settings
 ) -> Iterator[Batch]:
     now = datetime.now(UTC)
     batch = Batch()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nurtured.model import Card
-from nurtured.plugins import Sink, file_stamp, watch
+from nurtured.plugins import FileSet, Sink, file_stamp, watch
 
 from .reader import read_cards
 
@@ -24,47 +23,13 @@ SUFFIXES = (".vcf", ".vcard")
 BATCH = 2000  # files per transaction on a cold import
 
 
-@dataclass(frozen=True, slots=True)
-class Book:
-    """A vdir folder, or one .vcf file; its files are known by their relative path."""
-
-    path: Path
-    is_folder: bool
-
-    @property
-    def folder(self) -> Path:
-        return self.path if self.is_folder else self.path.parent
-
-    def key(self, path: Path) -> str | None:
-        if path.suffix.lower() not in SUFFIXES or path.name.startswith("."):
-            return None
-        if not self.is_folder:
-            return path.name if path == self.path else None
-        try:
-            return str(path.relative_to(self.path))
-        except ValueError:
-            return None
-
-    def stamps(self) -> dict[str, list[int]]:
-        """Every card file with its (mtime, size): one stat per file."""
-        if not self.is_folder:
-            stamp = file_stamp(self.path)
-            return {self.path.name: stamp} if stamp else {}
-        found, folders = {}, [self.path]
-        while folders:
-            with os.scandir(folders.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(Path(entry.path))
-                    elif (key := self.key(Path(entry.path))) and entry.is_file():
-                        st = entry.stat()
-                        found[key] = [st.st_mtime_ns, st.st_size]
-        return found
+def _wanted(name: str) -> bool:
+    return name.lower().endswith(SUFFIXES)
 
 
 async def run(options: dict[str, Any], sink: Sink) -> None:
     path: Path = options["path"]
-    book = Book(path, await asyncio.to_thread(path.is_dir) or path.suffix.lower() not in SUFFIXES)
+    book = FileSet(path, await asyncio.to_thread(path.is_dir) or not _wanted(path.name), _wanted)
     cursor = await sink.cursor()
     # How many files hold each UID: a card copied into two files lives until both are gone.
     owners = Counter(uid for entry in cursor.values() for uid in entry.get("uids", ()))
@@ -76,7 +41,7 @@ async def run(options: dict[str, Any], sink: Sink) -> None:
             await _sync(book, keys, cursor, owners, sink)
 
 
-def _changed(book: Book, keys: set[str] | None, cursor: dict[str, Any]) -> list[tuple[str, Any]]:
+def _changed(book: FileSet, keys: set[str] | None, cursor: dict[str, Any]) -> list[tuple[str, Any]]:
     """Files (all when `keys` is None) whose size or mtime differ from the cursor's."""
     if keys is None:
         stamps = book.stamps()
@@ -92,7 +57,7 @@ def _changed(book: Book, keys: set[str] | None, cursor: dict[str, Any]) -> list[
 
 
 async def _sync(
-    book: Book, keys: set[str] | None, cursor: dict[str, Any], owners: Counter[str], sink: Sink
+    book: FileSet, keys: set[str] | None, cursor: dict[str, Any], owners: Counter[str], sink: Sink
 ) -> None:
     """Bring the cards of changed files up to date; `cursor` and `owners` follow.
 
