@@ -18,12 +18,12 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from nurtured.store import Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ENTRY_POINT_GROUP = "nurtured.plugins"
 OPTION_TYPES = {"string", "strings", "integer", "boolean", "duration", "path"}
@@ -332,6 +334,26 @@ class FileSet:
             except FileNotFoundError:
                 continue  # removed while we looked
         return found
+
+
+async def in_thread(batches: Iterator[T]) -> AsyncIterator[T]:
+    """Make each batch in a thread (reading, parsing) while the caller stores the last one."""
+    upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+    try:
+        while (batch := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+            yield batch
+    finally:
+        upcoming.cancel()
+
+
+def merge_cursor(cursor: dict[str, Any], entries: dict[str, Any]) -> None:
+    """Apply saved cursor entries to a source's copy (None deletes a key)."""
+    for key, entry in entries.items():
+        if entry is None:
+            cursor.pop(key, None)
+        else:
+            cursor[key] = entry
 
 
 def _is_temporary(name: str, hidden: bool = False) -> bool:

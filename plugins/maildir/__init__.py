@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 from nurtured import mail
 from nurtured.model import Interaction
-from nurtured.plugins import Sink, watch
+from nurtured.plugins import Sink, in_thread, merge_cursor, watch
 
 BATCH = 2000  # messages per transaction on a cold read
 HEAD_LIMIT = 256 * 1024  # a header block longer than this is not mail: read no further
@@ -132,15 +132,9 @@ async def _sync(
     """
     batches = _batches(root, folders, dict(cursor), sink, settings, complete)
     read = files = 0
-    upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
-    while (batch := await upcoming) is not None:
-        upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+    async for batch in in_thread(batches):
         await sink.record_interactions(batch.interactions, cursor=batch.cursor)
-        for key, entry in batch.cursor.items():
-            if entry is None:
-                cursor.pop(key, None)
-            else:
-                cursor[key] = entry
+        merge_cursor(cursor, batch.cursor)
         read, files = read + batch.read, files + batch.files
     if files:
         sink.log.info(

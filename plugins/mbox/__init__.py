@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from nurtured import mail
 from nurtured.model import Interaction
-from nurtured.plugins import FileSet, Sink, watch
+from nurtured.plugins import FileSet, Sink, in_thread, merge_cursor, watch
 
 BATCH = 2000  # messages per transaction on a cold read
 CHUNK = 1 << 20  # bytes read at a time while looking for the next From_ line
@@ -76,15 +76,9 @@ async def _sync(
     """
     batches = _batches(box, keys, dict(cursor), sink, settings)
     read = 0
-    upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
-    while (batch := await upcoming) is not None:
-        upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+    async for batch in in_thread(batches):
         await sink.record_interactions(batch.interactions, cursor=batch.cursor)
-        for key, entry in batch.cursor.items():
-            if entry is None:
-                cursor.pop(key, None)
-            else:
-                cursor[key] = entry
+        merge_cursor(cursor, batch.cursor)
         read += batch.read
     if read:
         sink.log.info("read %d new message(s) from %s", read, box.path)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nurtured.model import Card
-from nurtured.plugins import FileSet, Sink, file_stamp, watch
+from nurtured.plugins import FileSet, Sink, file_stamp, merge_cursor, watch
 
 from .reader import read_cards
 
@@ -87,11 +87,7 @@ async def _sync(
             for key, stamp, cards in parsed
         }
         await sink.upsert_cards([c for _, _, cards in parsed for c in cards], cursor=entries)
-        for key, entry in entries.items():
-            if entry is None:
-                cursor.pop(key, None)
-            else:
-                cursor[key] = entry
+        merge_cursor(cursor, entries)
     if changed:
         sink.log.info("read %d changed file(s) under %s", len(changed), book.path)
 
