@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -520,3 +521,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ValueError) as exc:
         print(f"nurtured {args.command}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `nurtured status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
