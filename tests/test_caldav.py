@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from conftest import eventually
+from conftest import SupervisedSource, eventually
 
-from nurtured import config, plugins
+from nurtured import config
 from nurtured.model import Card
 from nurtured.store import Store
 
@@ -111,71 +111,12 @@ def write_config(
     return config.load(tmp_path / "config.yaml")
 
 
-class Source:
-    """The configured caldav source as the daemon runs it, with the health it reported."""
-
-    def __init__(self, store: Store, cfg: config.Config, **overrides: Any) -> None:
-        [source] = cfg.sources
-        self.name = source.name
-        self.options = {**source.options, "poll": timedelta(seconds=POLL), **overrides}
-        self.store = store
-        self.health: list[tuple[str, str]] = []
-        self.delays: list[float] = []  # seconds the supervisor waited before each retry
-        self.ready = asyncio.Event()
-        self.readies = 0
-        self.sink = plugins.Sink(
-            source.name, store, cfg.timezone, self._changed, self._ready, cfg.me
-        )
-        module = plugins.load(source.manifest)
-        self.task = asyncio.create_task(
-            plugins.supervise(
-                lambda: module.run(self.options, self.sink),
-                source.name,
-                self._report,
-                first_backoff=0.1,
-            )
-        )
-
-    def _ready(self) -> None:
-        self.readies += 1
-        self.ready.set()
-
-    async def _changed(self, people: set[int]) -> None:
-        pass
-
-    async def _report(self, health: plugins.Health) -> None:
-        self.health.append((health.state, health.error))
-        if health.retry_at is not None:
-            self.delays.append((health.retry_at - health.since).total_seconds())
-
-    def failures(self) -> list[str]:
-        return [error for state, error in self.health if state == "failed"]
-
-    async def failed(self) -> bool:
-        return bool(self.failures())
-
-    async def started(self) -> Source:
-        async def ready_or_failed() -> bool:
-            return self.ready.is_set() or await self.failed()
-
-        await eventually(ready_or_failed)
-        assert self.ready.is_set(), f"the source failed: {self.failures()}"
-        return self
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-    async def cursor(self) -> dict[str, Any]:
-        return await self.store.cursor(self.name)
-
-
 @pytest.fixture
 async def run_source(tmp_path: Path, store: Store):
-    started: list[Source] = []
+    started: list[SupervisedSource] = []
 
-    def run(cfg: config.Config, **overrides: Any) -> Source:
-        source = Source(store, cfg, **overrides)
+    def run(cfg: config.Config, **overrides: Any) -> SupervisedSource:
+        source = SupervisedSource(store, cfg, **{"poll": timedelta(seconds=POLL), **overrides})
         started.append(source)
         return source
 

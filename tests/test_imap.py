@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from conftest import eventually
+from conftest import SupervisedSource, eventually
 
-from nurtured import config, plugins
+from nurtured import config
 from nurtured.model import Card
 from nurtured.planner import CADENCE, LIGHT_TOUCH, plan
 from nurtured.store import Store
@@ -98,53 +98,6 @@ def write_config(tmp_path: Path, imap_server: ImapServer) -> Callable[..., confi
     return write
 
 
-class Source:
-    """The configured imap source as the daemon runs it, with the health it reported."""
-
-    def __init__(self, store: Store, cfg: config.Config, **overrides: Any) -> None:
-        [source] = cfg.sources
-        self.options = {**source.options, **overrides}
-        self.store = store
-        self.health: list[tuple[str, str]] = []
-        self.ready = asyncio.Event()
-        self.sink = plugins.Sink(
-            source.name, store, cfg.timezone, self._changed, self.ready.set, cfg.me
-        )
-        module = plugins.load(source.manifest)
-        self.task = asyncio.create_task(
-            plugins.supervise(
-                lambda: module.run(self.options, self.sink),
-                source.name,
-                self._report,
-                first_backoff=0.1,
-            )
-        )
-
-    async def _changed(self, people: set[int]) -> None:
-        pass
-
-    async def _report(self, health: plugins.Health) -> None:
-        self.health.append((health.state, health.error))
-
-    def failures(self) -> list[str]:
-        return [error for state, error in self.health if state == "failed"]
-
-    async def failed(self) -> bool:
-        return bool(self.failures())
-
-    async def started(self) -> Source:
-        async def ready_or_failed() -> bool:
-            return self.ready.is_set() or await self.failed()
-
-        await eventually(ready_or_failed)
-        assert self.ready.is_set(), f"the source failed: {self.failures()}"
-        return self
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     store = await Store.open(tmp_path / "state")
@@ -162,11 +115,11 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def running(store: Store) -> AsyncIterator[Callable[..., Awaitable[Source]]]:
-    started: list[Source] = []
+async def running(store: Store) -> AsyncIterator[Callable[..., Awaitable[SupervisedSource]]]:
+    started: list[SupervisedSource] = []
 
-    async def start(cfg: config.Config, **overrides: Any) -> Source:
-        source = Source(store, cfg, **overrides)
+    async def start(cfg: config.Config, **overrides: Any) -> SupervisedSource:
+        source = SupervisedSource(store, cfg, **overrides)
         started.append(source)
         return await source.started()
 
@@ -443,7 +396,7 @@ async def test_a_renumbered_folder_is_read_again_without_double_counting(
 async def test_a_wrong_password_fails_clearly_and_is_retried_with_backoff(
     imap_server, write_config, store
 ):
-    source = Source(store, write_config(password="not-the-password"))
+    source = SupervisedSource(store, write_config(password="not-the-password"))
     try:
 
         async def retried() -> bool:
@@ -462,7 +415,9 @@ async def test_a_wrong_password_fails_clearly_and_is_retried_with_backoff(
 
 
 async def test_a_failing_password_command_says_why(write_config, store):
-    source = Source(store, write_config(password_command="echo 'vault is locked' >&2; exit 3"))
+    source = SupervisedSource(
+        store, write_config(password_command="echo 'vault is locked' >&2; exit 3")
+    )
     try:
         await eventually(source.failed)
         assert source.failures()[0] == (
@@ -519,8 +474,8 @@ async def test_an_untrusted_certificate_is_refused(imap_server, write_config, st
     imap_server.stop()
     imap_server.tls = True
     imap_server.start()
-    tls = Source(store, write_config(security="tls", port=imap_server.tls_port))
-    starttls = Source(store, write_config(security="starttls"))
+    tls = SupervisedSource(store, write_config(security="tls", port=imap_server.tls_port))
+    starttls = SupervisedSource(store, write_config(security="starttls"))
     try:
         await eventually(tls.failed)
         await eventually(starttls.failed)
@@ -533,7 +488,7 @@ async def test_an_untrusted_certificate_is_refused(imap_server, write_config, st
 
 
 async def test_starttls_is_required_when_asked_for(imap_server, write_config, store):
-    source = Source(store, write_config(security="starttls"))  # this server has no TLS
+    source = SupervisedSource(store, write_config(security="starttls"))  # this server has no TLS
     try:
         await eventually(source.failed)
         assert source.failures()[0] == (
@@ -544,8 +499,8 @@ async def test_starttls_is_required_when_asked_for(imap_server, write_config, st
 
 
 async def test_unsafe_or_wrong_settings_are_refused(imap_server, write_config, store):
-    remote = Source(store, write_config(host="imap.example.com"))
-    unknown = Source(store, write_config(folders=["INBOX", "Archiv"]))
+    remote = SupervisedSource(store, write_config(host="imap.example.com"))
+    unknown = SupervisedSource(store, write_config(folders=["INBOX", "Archiv"]))
     try:
         await eventually(remote.failed)
         await eventually(unknown.failed)
