@@ -1,4 +1,4 @@
-"""Meetings from calendar data: ICS text in, `mutual` interactions out. Pure code.
+"""Meetings and birthdays from calendar data: ICS text in, observations out. Pure code.
 
 An occurrence of an event counts once per person who was there with you:
 every attendee and the organizer whose address is not one of yours (`me:`),
@@ -23,12 +23,35 @@ The name ends at " - ", " – ", " @ ", " at ", " about ", " re ", "(", ":",
 "|", ";" or "," (so "Lunch with Ana @ Tasca" names Ana). The store resolves
 the name to a person, or keeps it until a card with that name appears.
 
+Birthdays and anniversaries come from birthday calendars, as key dates of
+the person the event names (never meetings), recognized by what their
+makers write:
+
+- Nextcloud's "Contact birthdays": `X-NEXTCLOUD-BC-FIELD-TYPE:BDAY` or
+  `ANNIVERSARY`, "🎂 Ana Lima (1990)", the year in `X-NEXTCLOUD-BC-YEAR`;
+- khal: `X-BIRTHDAY`/`X-ANNIVERSARY` (the date with its year) and `X-FNAME`;
+- Google's "Birthdays": UID `[YYYY_]BIRTHDAY_…@google.com`, one event a year;
+- any all-day event titled "🎂 NAME", "💍 NAME", "NAME's birthday",
+  "NAME’s Anniversary", "Birthday: NAME", "Birthday of NAME", "NAME: Birthday
+  (35)", "Geburtstag von NAME", "Anniversaire de NAME", "Aniversário de NAME",
+  "Cumpleaños de NAME", "Compleanno di NAME", or ownCloud's "NAME (*1990)".
+
+The year is taken only where it is written as a year ("(1990)", `X-…-YEAR`),
+never from DTSTART: birthday calendars put 1970, 1900 or this year there.
+
 Times: zoned times as written (Outlook's Windows zone names such as
 `W. Europe Standard Time` are understood by icalendar), floating times in
 `tz` (the user's timezone), an all-day event at 12:00 of its first day in
 `tz`. Recurrences (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides) are
 expanded only between `start` and `end` (both timezone-aware); a single
-event counts when it starts in [start, end).
+event counts when it starts at `start` or later, however far ahead (it is
+one occurrence, and it must count once its day comes even when its file is
+never read again).
+
+Most events in a personal calendar are nobody's meeting ("Dentist"). A text
+whose every event is plainly so (no attendee or organizer but you, no title
+naming a person) is recognized from its lines, without being parsed: that
+is most of the cost of reading a large calendar.
 """
 
 from __future__ import annotations
@@ -36,6 +59,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
@@ -43,7 +67,7 @@ import icalendar
 import recurring_ical_events
 
 from nurtured.mail import is_mine
-from nurtured.model import Interaction
+from nurtured.model import Interaction, KeyDate
 
 _NOT_PEOPLE = {"ROOM", "RESOURCE"}
 _RECURRING = {"RRULE", "RDATE", "RECURRENCE-ID"}
@@ -70,7 +94,21 @@ def title_person(summary: str) -> str | None:
     return None
 
 
-def occurrences(
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one calendar text holds: meetings, key dates, and warnings naming its origin."""
+
+    meetings: list[Interaction] = field(default_factory=list)
+    dates: list[KeyDate] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        """The external ids of all it holds (a source keeps them to remove them later)."""
+        return sorted({m.external_id for m in self.meetings} | {d.external_id for d in self.dates})
+
+
+def read(
     text: str,
     origin: str,
     me: Sequence[str],
@@ -81,8 +119,8 @@ def occurrences(
     max_attendees: int = 8,
     titles: bool = True,
     strict: bool = False,
-) -> tuple[list[Interaction], list[str]]:
-    """The meetings in an ICS text between `start` and `end`, and warnings naming `origin`.
+) -> Reading:
+    """The meetings in an ICS text from `start` on, and warnings naming `origin`.
 
     A VEVENT that cannot be read is skipped with a warning (by UID, else by
     the line it starts on); a text that is not iCalendar at all gives a
@@ -90,6 +128,8 @@ def occurrences(
     keep what it read before from a file caught half-written).
     """
     warnings: list[str] = []
+    if _nobody_in(text, me, titles):
+        return Reading()
     try:
         calendars = icalendar.Calendar.from_ical(text, multiple=True)
         if not calendars:  # empty, or cut off before its END:VCALENDAR
@@ -98,10 +138,11 @@ def occurrences(
         problem = f"{origin}: not an iCalendar file: {exc}"
         if strict:
             raise ValueError(problem) from None
-        return [], [f"{problem}; skipped"]
+        return Reading(warnings=[f"{problem}; skipped"])
     lines = _event_lines(text)
     number = 0
     result: list[Interaction] = []
+    dates: dict[str, KeyDate] = {}
     for calendar in calendars:
         series: dict[str, list[icalendar.Event]] = {}
         wanted: set[str] = set()
@@ -118,6 +159,11 @@ def occurrences(
                 raw = f"{event.get('DTSTART').to_ical()!r}|{event.get('SUMMARY', '')}"
                 uid = "no-uid-" + hashlib.sha256(raw.encode()).hexdigest()[:16]
                 event["UID"] = uid
+            if (day := key_date(event, uid)) is not None:
+                dates[day.external_id] = day
+                continue
+            if _GOOGLE_BIRTHDAY.match(uid):
+                continue  # your own ("Happy birthday!"): not a meeting either
             series.setdefault(uid, []).append(event)
             # Filtered before expanding: most events are nobody's meeting.
             if _people(event, me) is not None or (titles and _title(event)):
@@ -129,7 +175,7 @@ def occurrences(
                 if len(events) == 1 and not _RECURRING.intersection(events[0]):
                     # A single event: no expander needed (most events are single).
                     at = _at(events[0].decoded("DTSTART"), tz)
-                    found = events if start <= at < end else []
+                    found = events if start <= at else []
                 else:
                     found = _expand(timezones, events, start, end)
             except Exception as exc:  # one series the expander chokes on must not cost the rest
@@ -137,7 +183,112 @@ def occurrences(
                 continue
             for occurrence in found:
                 result += _meetings(occurrence, uid, me, tz, max_attendees, titles)
-    return _unique(result), warnings
+    return Reading(_unique(result), list(dates.values()), warnings)
+
+
+_GOOGLE_BIRTHDAY = re.compile(r"^(?:\d{4}_)?BIRTHDAY_.*@google\.com$", re.IGNORECASE)
+_FIELD_TYPES = {"BDAY": "birthday", "ANNIVERSARY": "anniversary"}  # X-NEXTCLOUD-BC-FIELD-TYPE
+_KEY_DATE_PROPERTIES = {"X-NEXTCLOUD-BC-FIELD-TYPE", "X-BIRTHDAY", "X-ANNIVERSARY"}
+_NAME_PART = r"(?P<name>[^\W\d_].*?)"
+_BIRTHDAY_OF = (
+    r"birthday(?:\s*:|\s+of)|geburtstag(?:\s*:|\s+von)|anniversaire\s+de"
+    r"|anivers[aá]rio\s+d[eoa]|cumplea[nñ]os\s+de|compleanno\s+di"
+)
+_KEY_TITLES = [
+    (re.compile(rf"^🎂\ufe0f?\s*{_NAME_PART}$"), "birthday"),
+    (re.compile(rf"^💍\ufe0f?\s*{_NAME_PART}$"), "anniversary"),
+    (re.compile(rf"^{_NAME_PART}['’]s\s+(?:b-?day|birthday)$", re.I), "birthday"),
+    (re.compile(rf"^{_NAME_PART}['’]s\s+(?:wedding\s+)?anniversary$", re.I), "anniversary"),
+    (re.compile(rf"^{_NAME_PART}\s*:\s*birthday$", re.I), "birthday"),
+    (re.compile(rf"^{_NAME_PART}\s*:\s*anniversary$", re.I), "anniversary"),
+    (re.compile(rf"^(?:{_BIRTHDAY_OF})\s+{_NAME_PART}$", re.I), "birthday"),
+    (re.compile(rf"^{_NAME_PART}\s+\*$"), "birthday"),  # ownCloud: "Ana Lima (*1990)"
+    (re.compile(rf"^{_NAME_PART}\s+⚭$"), "anniversary"),
+]
+_YEAR = re.compile(r"\s*\((?P<mark>[*⚭]?)(?P<year>\d{4})\)\s*$")
+_AGE = re.compile(r"\s*\(\d{1,3}\)\s*$")
+
+
+def _titled(summary: str) -> tuple[str, str, int | None] | None:
+    """(kind, name, year or None) of a title such as "🎂 Ana Lima (1990)"."""
+    text, year = summary.strip(), None
+    if m := _YEAR.search(text):
+        year, text = int(m["year"]), text[: m.start()].rstrip()
+        if m["mark"]:
+            text += " " + m["mark"]  # ownCloud's mark says which kind
+    else:
+        text = _AGE.sub("", text)  # "Ana: Birthday (35)" gives her age
+    for pattern, kind in _KEY_TITLES:
+        if m := pattern.match(text):
+            return kind, m["name"].strip(), year
+    return None
+
+
+def key_date(event: icalendar.Event, uid: str) -> KeyDate | None:
+    """The birthday or anniversary an event of a birthday calendar stands for, or None."""
+    start = event.decoded("DTSTART")
+    if isinstance(start, datetime) or str(event.get("STATUS", "")).upper() == "CANCELLED":
+        return None  # birthdays are all-day
+    summary = str(event.get("SUMMARY", ""))
+    titled = _titled(summary)
+    field = str(event.get("X-NEXTCLOUD-BC-FIELD-TYPE", "")).strip().upper()
+    khal = next((k for k in ("X-BIRTHDAY", "X-ANNIVERSARY") if k in event), None)
+    if field:
+        if field not in _FIELD_TYPES:
+            return None  # DEATHDATE: nothing to wish
+        kind = _FIELD_TYPES[field]
+        name = titled[1] if titled else _YEAR.sub("", summary).strip()
+        known = str(event.get("X-NEXTCLOUD-BC-UNKNOWN-YEAR", "0")).strip() != "1"
+        written = str(event.get("X-NEXTCLOUD-BC-YEAR", "")).strip()
+        year = int(written) if known and written.isdigit() else None
+    elif khal:
+        kind = khal.removeprefix("X-").lower()
+        name = str(event.get("X-FNAME", "")).strip() or (titled[1] if titled else "")
+        written = str(event[khal]).strip()[:4]
+        year = int(written) if written.isdigit() else None
+    elif titled:
+        kind, name, year = titled
+    else:
+        return None
+    if not any(c.isalpha() for c in name):
+        return None
+    day = f"{start.month:02d}-{start.day:02d}"
+    if _GOOGLE_BIRTHDAY.match(uid):
+        uid = uid.split("_", 1)[1] if uid[:4].isdigit() else uid  # one event a year
+    return KeyDate(f"{uid}|{kind}", name, kind, f"{year:04d}-{day}" if year else f"--{day}")
+
+
+_FOLD = re.compile(r"\r?\n[ \t]")
+_VALUE = re.compile(r'^(?:[^:"]|"[^"]*")*:')  # a content line up to its value's colon
+_MAILTO = re.compile(r"mailto:([^\s\";:,]+)", re.IGNORECASE)
+_UNESCAPE = re.compile(r"\\([\\;,nN])")
+
+
+def _nobody_in(text: str, me: Sequence[str], titles: bool) -> bool:
+    """Whether a complete iCalendar text plainly holds no meeting and no birthday,
+    judged from its unfolded lines alone; when in doubt (a half-written file too)
+    it is parsed."""
+    head, tail = text.lstrip()[:15].upper(), text.rstrip()[-13:].upper()
+    if head != "BEGIN:VCALENDAR" or tail != "END:VCALENDAR":
+        return False
+    for line in _FOLD.sub("", text).splitlines():
+        name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        if name in ("ATTENDEE", "ORGANIZER"):
+            addresses = _MAILTO.findall(line)
+            if not addresses or not all(is_mine(a.lower(), me) for a in addresses):
+                return False
+        elif name == "SUMMARY":
+            head = _VALUE.match(line)
+            summary = _UNESCAPE.sub(_unescaped, line[head.end() :] if head else line)
+            if (titles and title_person(summary)) or _titled(summary):
+                return False
+        elif name in _KEY_DATE_PROPERTIES:
+            return False
+    return True
+
+
+def _unescaped(m: re.Match[str]) -> str:
+    return "\n" if m.group(1) in "nN" else m.group(1)
 
 
 def _event_lines(text: str) -> list[int]:

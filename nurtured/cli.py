@@ -271,7 +271,7 @@ async def cmd_log(args: argparse.Namespace, config: Config, store: Store) -> int
     if at > now + timedelta(minutes=5):
         raise UserError("--at is in the future: log what happened, not what is planned")
     contact = _contact(p, at, args.direction, args.channel, args.note)
-    await store.record_interactions(CLI_SOURCE, [contact], {})
+    await store.record(CLI_SOURCE, [contact])
     await _changed(store, config, [p.id])
     after = await store.person(p.id)
     print(f"logged {args.direction} {args.channel} with {p.name} on {_day(at, config)};"

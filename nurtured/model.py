@@ -1,9 +1,9 @@
 """The observations sources hand to the core, in the domain's words.
 
 A source plugin never decides anything about reminders: it only reports
-*cards* (what an address book says about someone) and *interactions* (dated
-traces of contact). Both are plain values so that plugins stay independent
-of how the core stores them.
+*cards* (what an address book says about someone), *interactions* (dated
+traces of contact) and *key dates* (a birthday a calendar knows of). All are
+plain values so that plugins stay independent of how the core stores them.
 """
 
 from __future__ import annotations
@@ -59,3 +59,18 @@ class Interaction:
     note: str = ""
     message_id: str = ""
     replies_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDate:
+    """A person's birthday or anniversary as a source other than their card knows it
+    (a birthday calendar). It never creates a person, and a card's own date wins.
+
+    `who` names the person as in `Interaction`; `day` is written as vCard does:
+    `1990-04-15`, or `--04-15` when the year is not known.
+    """
+
+    external_id: str
+    who: str
+    kind: Literal["birthday", "anniversary"]
+    day: str

@@ -10,10 +10,12 @@ config file (for your own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.resources
 import importlib.util
+import itertools
 import logging
 import os
 import subprocess
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from nurtured.model import Card, Interaction
+from nurtured.model import Card, Interaction, KeyDate
 
 if TYPE_CHECKING:
     from nurtured.store import Store
@@ -185,7 +187,7 @@ def load(manifest: Manifest) -> ModuleType:
 
 
 class Sink:
-    """All a plugin may do to the core: report cards and interactions, keep a cursor.
+    """All a plugin may do to the core: report cards, interactions and key dates, keep a cursor.
 
     Every call is one transaction; a `cursor` passed along is saved in the
     same transaction, so a crash never records progress without the data.
@@ -218,19 +220,18 @@ class Sink:
         touched = await self._store.remove_cards(self.source, list(uids), cursor or {})
         await self._changed(touched)
 
-    async def record_interactions(
-        self, interactions: Iterable[Interaction], cursor: dict[str, Any] | None = None
+    async def record(
+        self,
+        interactions: Iterable[Interaction] = (),
+        *,
+        dates: Iterable[KeyDate] = (),
+        gone: Iterable[str] = (),
+        cursor: dict[str, Any] | None = None,
     ) -> None:
-        touched = await self._store.record_interactions(
-            self.source, list(interactions), cursor or {}
-        )
-        await self._changed(touched)
-
-    async def remove_interactions(
-        self, external_ids: Iterable[str], cursor: dict[str, Any] | None = None
-    ) -> None:
-        touched = await self._store.remove_interactions(
-            self.source, list(external_ids), cursor or {}
+        """Record interactions and key dates; forget those recorded under the ids in
+        `gone` (an event deleted, a file removed); all in one transaction."""
+        touched = await self._store.record(
+            self.source, list(interactions), list(dates), list(gone), cursor or {}
         )
         await self._changed(touched)
 
@@ -336,15 +337,29 @@ class FileSet:
         return found
 
 
+async def ahead(jobs: Iterator[Awaitable[T]]) -> AsyncIterator[T]:
+    """Await jobs in order, the next one already running while the caller handles this
+    one's result (fetch and parse the next batch while this one is stored)."""
+    upcoming = asyncio.ensure_future(job) if (job := next(jobs, None)) is not None else None
+    try:
+        while upcoming is not None:
+            result = await upcoming
+            job = next(jobs, None)
+            upcoming = asyncio.ensure_future(job) if job is not None else None
+            yield result
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+
+
 async def in_thread(batches: Iterator[T]) -> AsyncIterator[T]:
     """Make each batch in a thread (reading, parsing) while the caller stores the last one."""
-    upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
-    try:
-        while (batch := await upcoming) is not None:
-            upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+    jobs = (asyncio.to_thread(next, batches, None) for _ in itertools.count())
+    async with contextlib.aclosing(ahead(jobs)) as made:
+        async for batch in made:
+            if batch is None:
+                return
             yield batch
-    finally:
-        upcoming.cancel()
 
 
 def merge_cursor(cursor: dict[str, Any], entries: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from nurtured.model import Card, Interaction
+from nurtured.model import Card, Interaction, KeyDate
 from nurtured.planner import Contact, PersonState, Plan
 
 DB_NAME = "nurtured.db"
@@ -136,6 +136,21 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE id = NEW.id;
     END;
     CREATE INDEX interactions_unresolved ON interactions(who_key) WHERE person_id IS NULL;
+    """,
+    """
+    CREATE TABLE dates (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        person_id INTEGER REFERENCES people(id),
+        who TEXT NOT NULL,
+        who_key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('birthday', 'anniversary')),
+        day TEXT NOT NULL,
+        UNIQUE (source, external_id)
+    );
+    CREATE INDEX dates_person ON dates(person_id, kind);
+    CREATE INDEX dates_unresolved ON dates(who_key) WHERE person_id IS NULL;
     """,
 )
 
@@ -494,28 +509,34 @@ class Store:
         )
 
     async def _attach_unresolved(self, cards: Sequence[Card]) -> set[int]:
-        """Give interactions recorded before their person's card arrived their person.
+        """Give interactions and key dates recorded before their person's card arrived
+        their person.
 
         Only those naming these cards (an email, the name, the nickname or given
         name) are looked at: the work follows the cards, not the backlog.
         """
-        keys = {
-            reference(r)[1]
-            for c in cards
-            for r in (*c.emails, *c.phones, c.name, c.nickname, c.given_name)
-            if r
-        }
-        rows = await self._all_in(
-            "SELECT id, who FROM interactions INDEXED BY interactions_unresolved"
-            " WHERE person_id IS NULL AND who_key IN ({})",
-            sorted(keys),
+        keys = sorted(
+            {
+                reference(r)[1]
+                for c in cards
+                for r in (*c.emails, *c.phones, c.name, c.nickname, c.given_name)
+                if r
+            }
         )
-        if not rows:
-            return set()
-        resolved = await self._resolve_many({who for _, who in rows})
-        updates = [(resolved[who], i) for i, who in rows if resolved.get(who)]
-        await self.db.executemany("UPDATE interactions SET person_id = ? WHERE id = ?", updates)
-        return {p for p, _ in updates}
+        touched: set[int] = set()
+        for table in ("interactions", "dates"):
+            rows = await self._all_in(
+                f"SELECT id, who FROM {table} INDEXED BY {table}_unresolved"
+                " WHERE person_id IS NULL AND who_key IN ({})",
+                keys,
+            )
+            if not rows:
+                continue
+            resolved = await self._resolve_many({who for _, who in rows})
+            updates = [(resolved[who], i) for i, who in rows if resolved.get(who)]
+            await self.db.executemany(f"UPDATE {table} SET person_id = ? WHERE id = ?", updates)
+            touched |= {p for p, _ in updates}
+        return touched
 
     async def _resolve_many(self, refs: Iterable[str]) -> dict[str, int | None]:
         """Map how sources name people (email, phone, name) to person ids, in bulk."""
@@ -546,17 +567,32 @@ class Store:
 
     # -- interactions -----------------------------------------------------------
 
-    async def record_interactions(
-        self, source: str, items: Sequence[Interaction], cursor: dict[str, Any]
+    async def record(
+        self,
+        source: str,
+        interactions: Sequence[Interaction] = (),
+        dates: Sequence[KeyDate] = (),
+        gone: Sequence[str] = (),
+        cursor: dict[str, Any] | None = None,
     ) -> set[int]:
-        """Record interactions idempotently: the same external id updates, never adds.
+        """Record what a source observed, in one transaction; returns the people touched.
 
-        A message another source already recorded (same Message-ID, same
-        person) is left out: one mail in two folders or two sources counts once.
+        Interactions and key dates are idempotent: the same external id updates,
+        never adds. `gone` are external ids the source no longer has (an event
+        deleted, a file removed): their interactions and key dates are deleted,
+        unless recorded anew in this same call. A message another source
+        already recorded (same Message-ID, same person) is left out: one mail in
+        two folders or two sources counts once.
         """
         async with self.transaction():
-            touched = await self._record(source, items)
-            await self._save_cursor(source, cursor)
+            touched = await self._forget(source, sorted(
+                set(gone) - {i.external_id for i in interactions} - {d.external_id for d in dates}
+            ))  # fmt: skip
+            if interactions:
+                touched |= await self._record(source, interactions)
+            if dates:
+                touched |= await self._record_dates(source, dates)
+            await self._save_cursor(source, cursor or {})
         return touched
 
     async def _record(self, source: str, items: Sequence[Interaction]) -> set[int]:
@@ -594,21 +630,39 @@ class Store:
         await self._supersede_sent(touched)
         return touched
 
-    async def remove_interactions(
-        self, source: str, external_ids: Sequence[str], cursor: dict[str, Any]
-    ) -> set[int]:
-        async with self.transaction():
+    async def _record_dates(self, source: str, dates: Sequence[KeyDate]) -> set[int]:
+        resolved = await self._resolve_many({d.who for d in dates})
+        before = await self._all_in(
+            "SELECT person_id FROM dates"
+            " WHERE source = ? AND external_id IN ({}) AND person_id IS NOT NULL",
+            [d.external_id for d in dates],
+            (source,),
+        )
+        await self.db.executemany(
+            "INSERT INTO dates (source, external_id, person_id, who, who_key, kind, day)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, external_id) DO UPDATE SET person_id = excluded.person_id,"
+            " who = excluded.who, who_key = excluded.who_key, kind = excluded.kind,"
+            " day = excluded.day",
+            [(source, d.external_id, resolved[d.who], d.who, reference(d.who)[1], d.kind, d.day)
+             for d in dates],
+        )  # fmt: skip
+        return {p for p in resolved.values() if p} | {p for (p,) in before}
+
+    async def _forget(self, source: str, external_ids: Sequence[str]) -> set[int]:
+        touched: set[int] = set()
+        for table in ("interactions", "dates"):
             rows = await self._all_in(
-                "SELECT person_id FROM interactions WHERE source = ? AND external_id IN ({})",
+                f"SELECT person_id FROM {table} WHERE source = ? AND external_id IN ({{}})",
                 external_ids,
                 (source,),
             )
             await self.db.executemany(
-                "DELETE FROM interactions WHERE source = ? AND external_id = ?",
+                f"DELETE FROM {table} WHERE source = ? AND external_id = ?",
                 [(source, e) for e in external_ids],
             )
-            await self._save_cursor(source, cursor)
-        return {p for (p,) in rows if p}
+            touched |= {p for (p,) in rows if p}
+        return touched
 
     async def unresolved(self) -> list[tuple[str, str, str]]:
         """Interactions whose person is not known yet: (source, who, at)."""
@@ -655,7 +709,7 @@ class Store:
             "  ORDER BY at LIMIT 3)),"
             " (SELECT max(at) FROM interactions i WHERE i.person_id = p.id"
             "  AND i.channel = 'meeting' AND i.at <= ?),"
-            " p.birthday, p.anniversary"
+            f" {_key_date('birthday')}, {_key_date('anniversary')}"
             " FROM people p WHERE p.active = 1" + where
         )
         # Only the last in/mutual contact and what came after it change a plan.
@@ -995,7 +1049,7 @@ class Store:
             )
 
     async def drop_sources(self, keep: Iterable[str]) -> set[int]:
-        """Forget what sources no longer configured said: their cards, history and cursor.
+        """Forget what sources no longer configured said: cards, history, dates, cursor.
 
         What the user logged by hand (the `cli` source) is never dropped.
         Returns the people touched.
@@ -1005,11 +1059,12 @@ class Store:
         async with self.transaction():
             rows = await self._all(
                 f"SELECT person_id FROM cards WHERE {not_kept} UNION"
-                f" SELECT person_id FROM interactions WHERE {not_kept} AND person_id IS NOT NULL",
-                keep * 2,
+                f" SELECT person_id FROM interactions WHERE {not_kept} AND person_id IS NOT NULL"
+                f" UNION SELECT person_id FROM dates WHERE {not_kept} AND person_id IS NOT NULL",
+                keep * 3,
             )
             touched = {p for (p,) in rows}
-            for table in ("cards", "interactions", "cursors"):
+            for table in ("cards", "interactions", "dates", "cursors"):
                 await self.db.execute(f"DELETE FROM {table} WHERE {not_kept}", keep)
             await self.db.execute(f"DELETE FROM sources WHERE name NOT IN ({_marks(keep)})", keep)
             await self._refresh_people(touched)
@@ -1038,6 +1093,15 @@ class Store:
     async def meta(self, key: str) -> Any:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return json.loads(row[0]) if row else None
+
+
+def _key_date(kind: str) -> str:
+    """SQL for a person's birthday or anniversary: their card's, else one a source
+    such as a birthday calendar knows (one with the year first)."""
+    return (
+        f"coalesce(nullif(p.{kind}, ''), (SELECT day FROM dates d WHERE d.person_id = p.id"
+        f" AND d.kind = '{kind}' ORDER BY length(d.day) DESC, d.day LIMIT 1), '')"
+    )
 
 
 def _due(plan: Plan) -> datetime:

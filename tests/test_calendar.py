@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nurtured.calendar import occurrences, title_person
+from nurtured.calendar import read as read_calendar
+from nurtured.calendar import title_person
 
 DATA = Path(__file__).parent / "data" / "calendars"
 LISBON = ZoneInfo("Europe/Lisbon")
@@ -21,7 +22,8 @@ def read(text: str, **kwargs):
     kwargs.setdefault("start", START)
     kwargs.setdefault("end", END)
     kwargs.setdefault("tz", LISBON)
-    return occurrences(text, "test.ics", ME, **kwargs)
+    reading = read_calendar(text, "test.ics", ME, **kwargs)
+    return reading.meetings, reading.warnings
 
 
 def cal(*events: str) -> str:
@@ -282,7 +284,8 @@ SUMMARY:Good two
 ATTENDEE:mailto:ana@example.org
 """,
     )
-    items, warnings = occurrences(text, "work.ics", ME, start=START, end=END, tz=LISBON)
+    reading = read_calendar(text, "work.ics", ME, start=START, end=END, tz=LISBON)
+    items, warnings = reading.meetings, reading.warnings
     assert [i.note for i in items] == ["Good one", "Good two"]
     assert len(warnings) == 2
     assert warnings[0].startswith("work.ics: UID broken-date skipped")
@@ -298,18 +301,47 @@ def test_a_file_that_is_not_icalendar_gives_a_warning_and_nothing(text):
     assert len(warnings) == 1 and warnings[0].startswith("test.ics: ")
 
 
-def test_future_occurrences_are_returned_too():
+def test_a_single_event_counts_however_far_ahead_a_series_only_up_to_the_end():
     text = cal(
         """
 UID:future
 DTSTART:20261201T100000Z
 SUMMARY:Later
 ATTENDEE:mailto:ana@example.org
-"""
+""",
+        """
+UID:weekly
+DTSTART:20261102T100000Z
+RRULE:FREQ=WEEKLY
+SUMMARY:Weekly
+ATTENDEE:mailto:bo@example.org
+""",
     )
-    [item] = read(text, start=utc(2026, 11, 1), end=utc(2027, 1, 1))[0]
-    assert item.at == utc(2026, 12, 1, 10)
-    assert read(text, start=utc(2026, 1, 1), end=utc(2026, 11, 30))[0] == []
+    items = read(text, start=utc(2026, 11, 1), end=utc(2026, 11, 20))[0]
+    assert sorted((i.who, i.at) for i in items) == [
+        ("ana@example.org", utc(2026, 12, 1, 10)),  # after `end`: a file read once still counts it
+        ("bo@example.org", utc(2026, 11, 2, 10)),
+        ("bo@example.org", utc(2026, 11, 9, 10)),
+        ("bo@example.org", utc(2026, 11, 16, 10)),
+    ]
+    assert [i.who for i in read(text, start=utc(2026, 12, 2), end=utc(2026, 12, 8))[0]] == [
+        "bo@example.org"  # the single event is before `start`
+    ]
+
+
+def test_the_quick_look_for_nobody_reads_lines_as_the_parser_does():
+    dentist = cal("UID:d\nDTSTART:20260301T100000Z\nSUMMARY:Dentist\nORGANIZER:mailto:" + ME[0])
+    assert read(dentist) == ([], [])
+    # Judged as a parser would: folded lines, escaped commas, a colon inside a parameter.
+    folded = dentist.replace("SUMMARY:Dentist", 'SUMMARY;ALTREP="http://x/y":Lunch w\r\n ith Ana')
+    assert [i.who for i in read(folded)[0]] == ["Ana"]
+    two = dentist.replace("SUMMARY:Dentist", "SUMMARY:Lunch with Ana\\, Bo")
+    assert read(two) == ([], [])
+    other = dentist.replace("ORGANIZER:mailto:me@example.org", "ORGANIZER:mailto:ana@example.org")
+    assert [i.who for i in read(other)[0]] == ["ana@example.org"]
+    # Cut off before its end (a file caught half-written): parsed, so the caller hears of it.
+    with pytest.raises(ValueError):
+        read(dentist[: dentist.index("END:VEVENT")], strict=True)
 
 
 def test_a_vevent_with_a_broken_line_or_rule_is_skipped_and_the_rest_read():
@@ -329,3 +361,77 @@ def test_a_vevent_with_a_broken_line_or_rule_is_skipped_and_the_rest_read():
         "test.ics: UID bad-rule",
         "test.ics: UID no-start",
     ]
+
+
+# -- birthday calendars -------------------------------------------------------------------
+
+
+def key_dates(text: str) -> list[tuple[str, str, str]]:
+    reading = read_calendar(text, "test.ics", ME, start=START, end=END, tz=LISBON)
+    assert reading.meetings == [] and reading.warnings == []
+    return sorted((d.who, d.kind, d.day) for d in reading.dates)
+
+
+def test_nextcloud_contact_birthdays_with_and_without_year_and_on_29_february():
+    assert key_dates((DATA / "nextcloud-birthdays.ics").read_text("utf-8")) == [
+        ("Jürgen Müller", "birthday", "1988-02-29"),
+        ("Leon Green", "anniversary", "2015-06-12"),  # the year of the wedding, not 1970
+        ("Leon Green", "birthday", "2000-01-01"),
+        ("Meimei Chen", "birthday", "--04-15"),  # 1970 in DTSTART stands for "no year"
+    ]  # and no key date for a death date
+
+
+def test_google_birthdays_one_event_a_year_are_one_date_and_never_meetings():
+    reading = read_calendar(
+        (DATA / "google-birthdays.ics").read_text(), "g.ics", ME, start=START, end=END, tz=LISBON
+    )
+    # The "Contacts" attendee at @virtual is no person; your own "Happy birthday!" names nobody.
+    assert reading.meetings == [] and reading.warnings == []
+    assert [(d.external_id, d.who, d.kind, d.day) for d in reading.dates] == [
+        ("BIRTHDAY_79d389868f96182e@google.com|birthday", "Ana Lima", "birthday", "--12-10")
+    ]
+    assert reading.ids == ["BIRTHDAY_79d389868f96182e@google.com|birthday"]
+
+
+def test_khal_birthdays_take_the_year_from_x_birthday_not_from_dtstart():
+    assert key_dates((DATA / "khal-birthdays.ics").read_text()) == [
+        ("Bo Berg", "anniversary", "--09-20"),  # khal writes 1900 when the year is unknown
+        ("Jane Doe", "birthday", "1985-07-04"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ("🎂 Ana Lima", ("Ana Lima", "birthday", "--05-08")),
+        ("🎂 Ana Lima (1990)", ("Ana Lima", "birthday", "1990-05-08")),
+        ("💍 Ana & Rui", ("Ana & Rui", "anniversary", "--05-08")),
+        ("Ana Lima’s Birthday", ("Ana Lima", "birthday", "--05-08")),
+        ("Meimei's bday", ("Meimei", "birthday", "--05-08")),
+        ("Birthday: Ana Lima", ("Ana Lima", "birthday", "--05-08")),
+        ("Birthday of Ana Lima", ("Ana Lima", "birthday", "--05-08")),
+        ("Ana Lima: Birthday (36)", ("Ana Lima", "birthday", "--05-08")),  # an age, not a year
+        ("Geburtstag von Jürgen Müller", ("Jürgen Müller", "birthday", "--05-08")),
+        ("Anniversaire de Zoé", ("Zoé", "birthday", "--05-08")),  # French: a birthday
+        ("Aniversário da Inês", ("Inês", "birthday", "--05-08")),
+        ("Ana Lima (*1990)", ("Ana Lima", "birthday", "1990-05-08")),  # ownCloud
+        ("Ana Lima (⚭2015)", ("Ana Lima", "anniversary", "2015-05-08")),
+    ],
+)
+def test_birthday_titles_as_calendars_write_them(summary, expected):
+    text = cal(f"UID:b\nDTSTART;VALUE=DATE:20260508\nRRULE:FREQ=YEARLY\nSUMMARY:{summary}")
+    assert key_dates(text) == [expected]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "UID:p\nDTSTART:20260508T190000Z\nSUMMARY:Ana's birthday",  # at a time: a party
+        "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:Ana's birthday party",
+        "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:Buy a birthday present",
+        "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:🎂 12345",
+        "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:Ana's birthday\nSTATUS:CANCELLED",
+    ],
+)
+def test_what_is_not_a_birthday(event):
+    assert read_calendar(cal(event), "t.ics", ME, start=START, end=END, tz=LISBON).dates == []

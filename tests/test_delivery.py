@@ -49,7 +49,7 @@ async def people(store: Store, config, *overdue_days: int) -> list[int]:
         Interaction(f"c{i}", f"f{i}@x.org", NOW - timedelta(days=30 + n), "mutual", "call")
         for i, n in enumerate(overdue_days)
     ]
-    await store.record_interactions("journal", calls, {})
+    await store.record("journal", calls)
     await reminders.replan(store, config, NOW)
     return sorted(ids)
 
@@ -169,7 +169,7 @@ async def test_a_contact_before_delivery_supersedes_the_waiting_nudge(tmp_path, 
     late = NOW.replace(hour=23)
     await run_once(store, config, notifier, late)  # queued, held by quiet hours
     reply = Interaction("r1", "f0@x.org", late + timedelta(minutes=5), "in", "message")
-    await store.record_interactions("mail", [reply], {})
+    await store.record("mail", [reply])
     await reminders.replan(store, config, late + timedelta(minutes=6), [pid])
     await run_once(store, config, notifier, datetime(2027, 1, 16, 7, 30, tzinfo=UTC))
     assert sink.messages() == []

@@ -192,6 +192,41 @@ async def test_options_are_checked(tmp_path, store):
         await RunningSource(store, "ics", {"url": "ftp://example.org/cal.ics"}, ME).started()
 
 
+async def test_a_birthday_calendar_gives_birthdays_to_people_who_have_a_card(
+    tmp_path, store, running
+):
+    vdir = tmp_path / "contact_birthdays"
+    vdir.mkdir()
+
+    def birthday(uid: str, day: str, summary: str, *lines: str) -> str:
+        head = [f"UID:{uid}", f"DTSTART;VALUE=DATE:{day}", "RRULE:FREQ=YEARLY"]
+        body = [*head, f"SUMMARY:{summary}", "X-NEXTCLOUD-BC-FIELD-TYPE:BDAY", *lines]
+        return ics("BEGIN:VEVENT\r\n" + "\r\n".join(body) + "\r\nEND:VEVENT\r\n")
+
+    (vdir / "ana.ics").write_text(
+        birthday("ana", "19900415", "🎂 Ana Lima (1990)", "X-NEXTCLOUD-BC-YEAR:1990"), "utf-8"
+    )
+    (vdir / "zoe.ics").write_text(birthday("zoe", "19700701", "🎂 Zoé Nobody"), "utf-8")
+    await running(path=vdir)
+
+    [ana] = await store.find_people("Ana Lima")
+    [bo] = await store.find_people("Bo Berg")
+    states = {s.name: s for s in await store.person_states()}
+    assert (states["Ana Lima"].birthday, states["Bo Berg"].birthday) == ("1990-04-15", "")
+    assert sorted(states) == ["Ana Lima", "Bo Berg"]  # Zoé is no one's card: nobody new
+    assert await meetings(store, "Ana Lima") == []  # and a birthday is not a meeting
+
+    # Bo's birthday added, Ana's removed from the calendar: both followed.
+    (vdir / "bo.ics").write_text(birthday("bo", "19700302", "🎂 Bo Berg"), "utf-8")
+    (vdir / "ana.ics").unlink()
+
+    async def followed() -> bool:
+        days = {s.id: s.birthday for s in await store.person_states([ana.id, bo.id])}
+        return days == {ana.id: "", bo.id: "--03-02"}
+
+    await eventually(followed)
+
+
 async def _has(store: Store, name: str, at: str) -> bool:
     return at in [a for a, _ in await meetings(store, name)]
 

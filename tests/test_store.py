@@ -66,9 +66,7 @@ async def test_upserting_the_same_card_again_changes_it_in_place(store):
 
 async def test_removing_the_last_card_hides_a_person_and_keeps_their_history(store):
     [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("ana@x.org",))], {})
-    await store.record_interactions(
-        "j", [Interaction("e1", "ana@x.org", NOW, "mutual", "call", "coffee")], {}
-    )
+    await store.record("j", [Interaction("e1", "ana@x.org", NOW, "mutual", "call", "coffee")])
     assert await store.remove_cards("a", ["1"], {}) == {pid}
     assert await store.people() == []
     # The card comes back (a file re-synced): the same person, history intact.
@@ -79,21 +77,21 @@ async def test_removing_the_last_card_hides_a_person_and_keeps_their_history(sto
 async def test_interactions_are_idempotent_by_external_id(store):
     [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("ana@x.org",))], {})
     item = Interaction("mail-1", "ana@x.org", NOW, "in", "email", "hello")
-    await store.record_interactions("mail", [item], {})
-    await store.record_interactions("mail", [item], {})
+    await store.record("mail", [item])
+    await store.record("mail", [item])
     moved = Interaction("mail-1", "ana@x.org", NOW + timedelta(hours=1), "in", "email", "hi")
-    await store.record_interactions("mail", [moved], {})
+    await store.record("mail", [moved])
     timeline = await store.timeline(pid)
     assert len(timeline) == 1
     assert timeline[0]["note"] == "hi"
     # The same external id from another source is another interaction.
-    await store.record_interactions("other", [item], {})
+    await store.record("other", [item])
     assert len(await store.timeline(pid)) == 2
 
 
 async def test_interaction_before_its_card_is_attached_when_the_card_arrives(store):
     early = Interaction("j1", "Meimei Chen", NOW, "in", "message", "marathon")
-    assert await store.record_interactions("journal", [early], {}) == set()
+    assert await store.record("journal", [early]) == set()
     assert len(await store.unresolved()) == 1
     [pid] = await store.upsert_cards("a", [card("m", "Meimei Chen")], {})
     assert await store.unresolved() == []
@@ -102,9 +100,9 @@ async def test_interaction_before_its_card_is_attached_when_the_card_arrives(sto
 
 async def test_names_resolve_only_when_unambiguous(store):
     await store.upsert_cards("a", [card("1", "Ana Lima"), card("2", "Ana Sousa")], {})
-    await store.record_interactions("j", [Interaction("x", "Ana", NOW, "in")], {})
+    await store.record("j", [Interaction("x", "Ana", NOW, "in")])
     assert len(await store.unresolved()) == 1  # "Ana" names two people: not guessed
-    await store.record_interactions("j", [Interaction("y", "ana sousa", NOW, "in")], {})
+    await store.record("j", [Interaction("y", "ana sousa", NOW, "in")])
     assert len(await store.unresolved()) == 1
 
 
@@ -118,7 +116,7 @@ async def test_cursor_is_saved_with_the_data_it_describes(store):
 async def test_a_failed_write_saves_neither_data_nor_cursor(store):
     bad = Interaction("x", "someone", NOW, "sideways")  # violates the direction CHECK
     with pytest.raises(sqlite3.IntegrityError):
-        await store.record_interactions("j", [bad], {"ids": ["x"]})
+        await store.record("j", [bad], cursor={"ids": ["x"]})
     assert await store.cursor("j") == {}
     assert await store.unresolved() == []
 
@@ -126,7 +124,7 @@ async def test_a_failed_write_saves_neither_data_nor_cursor(store):
 async def test_history_for_planning_starts_at_the_last_reply(store):
     [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("a@x.org",))], {})
     days = [NOW - timedelta(days=d) for d in (90, 60, 30, 10)]
-    await store.record_interactions(
+    await store.record(
         "j",
         [
             Interaction("1", "a@x.org", days[0], "out"),
@@ -134,7 +132,6 @@ async def test_history_for_planning_starts_at_the_last_reply(store):
             Interaction("3", "a@x.org", days[2], "out"),
             Interaction("4", "a@x.org", days[3], "out"),
         ],
-        {},
     )
     [state] = await store.person_states([pid])
     assert [(c.at, c.direction) for c in state.history] == [
@@ -178,7 +175,7 @@ async def test_a_contact_after_a_sent_nudge_supersedes_it(store):
     [r] = await store.waiting()
     await store.mark_delivered([(r.id, ["c"], "", None)], NOW)
     later = NOW + timedelta(days=1)
-    await store.record_interactions("j", [Interaction("1", "a@x.org", later, "out")], {})
+    await store.record("j", [Interaction("1", "a@x.org", later, "out")])
     [closed] = await store.reminders_of(pid)
     assert closed.state == "superseded"
 
@@ -189,7 +186,7 @@ async def test_what_the_user_logs_goes_to_the_person_they_chose(store):
     second = await store.upsert_cards("a", [card("2", "Ana Lima", emails=("a2@x.org",))], {})
     [pid] = second
     assert first != second
-    await store.record_interactions("cli", [Interaction("x", f"person:{pid}", NOW, "out")], {})
+    await store.record("cli", [Interaction("x", f"person:{pid}", NOW, "out")])
     assert [t["external_id"] for t in await store.timeline(pid)] == ["x"]
     assert await store.unresolved() == []
 
@@ -200,9 +197,9 @@ async def test_one_message_seen_by_two_sources_counts_once(store):
         "imap:INBOX:7", "ana@x.org", NOW, "in", "email", "Re: slides",
         message_id="<m1@x.org>", replies_to=("<m0@me.org>",),
     )  # fmt: skip
-    await store.record_interactions("imap", [mail], {})
-    await store.record_interactions("maildir", [replace(mail, external_id="cur/123")], {})
-    await store.record_interactions("imap", [mail], {})  # and a re-read of the first
+    await store.record("imap", [mail])
+    await store.record("maildir", [replace(mail, external_id="cur/123")])
+    await store.record("imap", [mail])  # and a re-read of the first
     [only] = await store.timeline(pid)
     assert only["source"] == "imap"
 
@@ -212,7 +209,7 @@ async def test_interactions_by_phone_or_mailto_wait_for_their_card(store):
         Interaction("1", "+351 912 345 678", NOW, "in", "call"),
         Interaction("2", "MAILTO:Bo@X.org", NOW, "in", "email"),
     ]
-    await store.record_interactions("journal", early, {})
+    await store.record("journal", early)
     [ana] = await store.upsert_cards("a", [card("a", "Ana", phones=("00351912345678",))], {})
     [bo] = await store.upsert_cards("a", [card("b", "Bo", emails=("bo@x.org",))], {})
     assert [t["channel"] for t in await store.timeline(ana)] == ["call"]
@@ -247,3 +244,40 @@ async def test_a_source_reports_its_progress_for_plugins_and_status(store):
         "failed",
         "INBOX: 40% (400 of 1000 messages read)",
     )
+
+
+async def test_key_dates_wait_for_their_person_and_never_outrank_the_card(store):
+    from nurtured.model import KeyDate
+
+    # Known to a birthday calendar before any card: kept, no person created.
+    touched = await store.record(
+        "cal", dates=[KeyDate("b1|birthday", "Ana Lima", "birthday", "--04-15")]
+    )
+    assert touched == set() and await store.people() == []
+    [pid] = await store.upsert_cards("a", [card("1", "Ana Lima")], {})
+    [state] = await store.person_states([pid])
+    assert (state.birthday, state.anniversary) == ("--04-15", "")
+
+    # One with the year is preferred; the card's own date wins over both.
+    await store.record("cal2", dates=[KeyDate("x|birthday", "Ana Lima", "birthday", "1990-04-15")])
+    assert (await store.person_states([pid]))[0].birthday == "1990-04-15"
+    await store.upsert_cards("a", [card("1", "Ana Lima", birthday="1991-04-16")], {})
+    assert (await store.person_states([pid]))[0].birthday == "1991-04-16"
+    await store.upsert_cards("a", [card("1", "Ana Lima")], {})
+
+    # Forgotten with its id (the event deleted), and with its source (no longer configured).
+    assert await store.record("cal2", gone=["x|birthday"]) == {pid}
+    assert (await store.person_states([pid]))[0].birthday == "--04-15"
+    assert await store.drop_sources(["a"]) == {pid}
+    assert (await store.person_states([pid]))[0].birthday == ""
+
+
+async def test_record_replaces_what_is_gone_in_the_same_transaction(store):
+    [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("a@x.org",))], {})
+    old = Interaction("e|1", "a@x.org", NOW - timedelta(days=2), "mutual", "meeting", "Lunch")
+    await store.record("cal", [old])
+    moved = replace(old, external_id="e|2", at=NOW - timedelta(days=1))
+    # The same id in `gone` and recorded anew stays; the other goes, both in one call.
+    assert await store.record("cal", [moved], gone=["e|1", "e|2"], cursor={"k": 1}) == {pid}
+    assert [t["external_id"] for t in await store.timeline(pid)] == ["e|2"]
+    assert await store.cursor("cal") == {"k": 1}

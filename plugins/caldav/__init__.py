@@ -1,19 +1,23 @@
-"""Meetings from the calendars of a CalDAV server (Nextcloud, Radicale, Fastmail, iCloud…).
+"""Meetings and birthdays from the calendars of a CalDAV server (Nextcloud, Radicale,
+Fastmail, iCloud…).
 
 Read-only: nothing is ever written to the server. The calendars are found
 from a base URL (`/.well-known/caldav` → current-user-principal →
 calendar-home-set → the collections that are calendars of events), all of
 them or those chosen by display name.
 
-Each calendar is read once in full, then followed by its sync token
+A calendar is read in full once: its sync token (or ctag) first, then the
+events from `history` ago on (`calendar-query` with an open-ended time
+range: the years before are never fetched), with `calendar-multiget` in
+batches, each turned into meetings and key dates by `nurtured.calendar.read`
+while the next is fetched. From then on it is followed by its sync token
 (`REPORT sync-collection`), asked every `poll`; a server without
-sync-collection is followed by its ctag and then per-item etags. Changed
-items are fetched with `calendar-multiget` and turned into interactions by
-`nurtured.calendar.occurrences`. The cursor keeps, per calendar, the token
-and for every item its etag and the interaction ids it produced: a changed
-item replaces its ids (those it no longer produces are removed), a deleted
-one removes them, and an expired token (403 `valid-sync-token`) makes a full
-read that reconciles the lot, so nothing ever counts twice.
+sync-collection is followed by its ctag and then per-item etags. The cursor
+keeps, per calendar, the token and for every item read its etag and the ids
+it produced: a changed item replaces its ids (those it no longer produces are
+removed), a deleted one removes them, and an expired token (403
+`valid-sync-token`) makes a full read that reconciles the lot against the
+list of every item's etag, so nothing ever counts twice.
 
 Recurring series are expanded up to `AHEAD` from the time of reading, so
 the items with recurrences are read again once a `REFRESH` to expand
@@ -35,8 +39,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nurtured import calendar
-from nurtured.model import Interaction
-from nurtured.plugins import Sink, password
+from nurtured.calendar import Reading
+from nurtured.plugins import Sink, ahead, password
 
 from . import webdav
 from .webdav import LoginError
@@ -45,7 +49,7 @@ __all__ = ["LoginError", "run"]
 
 AHEAD = timedelta(days=60)  # upcoming meetings are read this far ahead
 REFRESH = timedelta(days=1)  # recurring series are expanded anew this often
-BATCH = 100  # items per calendar-multiget
+BATCH = 500  # items per calendar-multiget
 SAVE_EVERY = 5.0  # seconds: the longest a long read goes without saving its cursor
 DEFAULTS: dict[str, Any] = {
     "calendars": None,
@@ -151,97 +155,133 @@ class Account:
                    for i in item_ids]  # fmt: skip
             self.sink.log.info("%s: no longer read: its %d meeting(s) removed", href, len(ids))
             del self.cursor[href]
-            await self.sink.remove_interactions(self._unclaimed(ids), cursor={href: None})
+            await self.sink.record(gone=self._unclaimed(ids), cursor={href: None})
         return found
 
     async def sync(self, cal: webdav.Calendar) -> None:
-        """Bring one calendar's interactions up to date with the server."""
+        """Bring one calendar's meetings and key dates up to date with the server."""
         before: dict[str, Any] = self.cursor.get(cal.href) or {}
         items: dict[str, list[Any]] = before.get("items") or {}
-        token = before.get("token") or ""
         now = datetime.now(UTC)
         stale = self._stale(before, now)
-        if cal.can_sync:
+        found = await self._changes(cal, before, items, stale, now)
+        if found is None:
+            return
+        marker, fetch, gone = found
+        if stale:  # series expanded a while ago: expand them further
+            fetch.update((h, items[h][0]) for h in before.get("recurring", []) if h in items)
+        token, ctag = (marker, None) if cal.can_sync else ("", marker)
+        expanded = now.isoformat() if stale or not before else before.get("expanded")
+        entry: dict[str, Any] = {
+            "token": token,
+            "ctag": ctag,
+            "items": items,
+            "recurring": sorted(set(before.get("recurring", [])) - set(gone)),
+            "expanded": expanded,
+        }
+        if not fetch and not gone:  # nothing to read: at most a new token
+            if entry != {**before, "items": items}:
+                await self.sink.record(cursor={cal.href: entry})
+                self.cursor[cal.href] = entry
+            return
+        await self._read_items(cal, before, entry, fetch, gone, now)
+
+    async def _changes(
+        self,
+        cal: webdav.Calendar,
+        before: dict[str, Any],
+        items: dict[str, list[Any]],
+        stale: bool,
+        now: datetime,
+    ) -> tuple[str, dict[str, str], list[str]] | None:
+        """What to fetch (href → etag) and what is gone, with the calendar's new sync
+        token or ctag; None when a calendar without sync has the same ctag as before.
+
+        Followed by its sync token, a calendar reports just what changed. Read in
+        full (the first time, an expired token, a changed ctag), it is asked for
+        the events from `history` ago on: a ten-year calendar is not fetched
+        whole to count three years of it. Everything else is only listed (its
+        etags) to see what was deleted.
+        """
+        token = before.get("token") or ""
+        if cal.can_sync and token:
             try:
                 changes = await self.client.sync(cal.href, token)
             except webdav.SyncTokenExpired:
                 self.sink.log.warning(
                     "%s: the server no longer knows the sync token: reading it all again", cal.name
                 )
-                token = ""
-                changes = await self.client.sync(cal.href, "")
-            full = not token
-        else:
-            if before and cal.ctag and before.get("ctag") == cal.ctag and not stale:
-                return
-            changes = webdav.Changes("", await self.client.etags(cal.href), [])
-            full = True
-        if full:  # everything the server has is listed: what it lacks is gone
-            gone = [h for h in items if h not in changes.changed]
-        else:
-            gone = [h for h in changes.gone if h in items]
-        fetch = [h for h, etag in changes.changed.items() if h not in items or items[h][0] != etag]
-        if stale:  # series expanded a while ago: expand them further
-            fetch += [h for h in before.get("recurring", []) if h in items and h not in fetch]
-        if before and not fetch and not gone:  # nothing to read: at most a new token
-            expanded = now.isoformat() if stale else before.get("expanded")
-            after = {**before, "token": changes.token, "ctag": cal.ctag, "expanded": expanded}
-            if after != before:
-                await self.sink.record_interactions([], cursor={cal.href: after})
-                self.cursor[cal.href] = after
-            return
-        if not before:
-            self.sink.log.info("%s: reading %d item(s)", cal.name, len(fetch))
-        recurring = set(before.get("recurring", [])) - set(gone)
-        entry: dict[str, Any] = {
-            "token": changes.token,
-            "ctag": cal.ctag,
-            "items": items,
-            "recurring": [],
-            "expanded": before.get("expanded") if before and not stale else now.isoformat(),
-        }
+            else:
+                fetch = {h: e for h, e in changes.changed.items() if _etag(items, h) != e}
+                return changes.token, fetch, [h for h in changes.gone if h in items]
+        marker = await self.client.marker(cal)  # first: a change after it shows next time
+        if not cal.can_sync and before and marker and marker == before.get("ctag") and not stale:
+            return None
+        listing = await self.client.etags(cal.href) if items else {}
+        try:
+            window = await self.client.since(cal.href, now - self.settings.history)
+        except webdav.DavError as exc:  # a server that cannot filter: everything, then
+            self.sink.log.info("%s: no time-range query (%s): reading every event", cal.name, exc)
+            window = listing or await self.client.etags(cal.href)
+        fetch = {h: e for h, e in window.items() if _etag(items, h) != e}
+        fetch.update((h, e) for h, e in listing.items() if h in items and items[h][0] != e)
+        return marker, fetch, [h for h in items if h not in listing]
+
+    async def _read_items(
+        self,
+        cal: webdav.Calendar,
+        before: dict[str, Any],
+        entry: dict[str, Any],
+        fetch: dict[str, str],
+        gone: list[str],
+        now: datetime,
+    ) -> None:
+        """Fetch and read items in batches (the next one fetched and parsed while this
+        one is stored), saving the cursor at least every `SAVE_EVERY` seconds."""
+        items: dict[str, list[Any]] = entry["items"]
+        recurring = set(entry["recurring"])
         # Saved before the last batch: the old token and ctag, so a restart reads on.
-        pending = {**entry, "token": token, "ctag": before.get("ctag"),
+        pending = {**entry, "token": before.get("token") or "", "ctag": before.get("ctag"),
                    "expanded": before.get("expanded") or entry["expanded"]}  # fmt: skip
         self.cursor[cal.href] = entry
+        if not before:
+            self.sink.log.info("%s: reading %d item(s)", cal.name, len(fetch))
         started = last_saved = time.monotonic()
         removed = [i for h in gone for i in items.pop(h)[1]]
-        batches = [fetch[i : i + BATCH] for i in range(0, len(fetch), BATCH)] or [[]]
-        read = occurrences = 0
-        for n, batch in enumerate(batches):
-            found, missing = await self.client.multiget(cal.href, batch) if batch else ({}, [])
-            interactions, warnings, produced = await asyncio.to_thread(
-                self._read, found, now, recurring
-            )
-            for warning in warnings:
-                self.sink.log.warning("%s", warning)
+        hrefs = sorted(fetch)
+        batches = [hrefs[i : i + BATCH] for i in range(0, len(hrefs), BATCH)] or [[]]
+        read = meetings = done = 0
+        async for found, missing in ahead(self._fetch(cal, batch, now) for batch in batches):
+            done += 1
             for href in missing:  # deleted between the listing and the fetch
                 if href in items:
                     removed += items.pop(href)[1]
-                    recurring.discard(href)
-            for href, (etag, ids) in produced.items():
-                etag = etag or changes.changed.get(href, "")
+                recurring.discard(href)
+            for href, (etag, reading, repeats) in found.items():
+                etag = etag or fetch.get(href, "")
                 old = set(items[href][1]) if href in items else set()
                 # An unchanged item read again (to expand its series further) keeps
                 # what it produced before: only what it no longer produces goes.
                 unchanged = href in items and items[href][0] == etag
-                new = sorted(set(ids) | old) if unchanged else ids
+                new = sorted(old | set(reading.ids)) if unchanged else reading.ids
                 removed += sorted(old - set(new))
                 items[href] = [etag, new]
+                (recurring.add if repeats else recurring.discard)(href)
+                for warning in reading.warnings:
+                    self.sink.log.warning("%s", warning)
             entry["recurring"] = pending["recurring"] = sorted(recurring)
-            last = n + 1 == len(batches)
+            last = done == len(batches)
             save = last or time.monotonic() - last_saved > SAVE_EVERY
-            cursor = {cal.href: entry if last else pending} if save else None
-            removed = self._unclaimed(removed)
-            if removed:
-                await self.sink.record_interactions(interactions)
-                await self.sink.remove_interactions(removed, cursor=cursor)
-            else:
-                await self.sink.record_interactions(interactions, cursor=cursor)
+            await self.sink.record(
+                [m for _, r, _ in found.values() for m in r.meetings],
+                dates=[d for _, r, _ in found.values() for d in r.dates],
+                gone=self._unclaimed(removed),
+                cursor={cal.href: entry if last else pending} if save else None,
+            )
             if save:
                 last_saved = time.monotonic()
             read += len(found)
-            occurrences += len(interactions)
+            meetings += sum(len(r.meetings) for _, r, _ in found.values())
             removed = []
             if not last:
                 await self.sink.progress(f"{cal.name}: {read} of {len(fetch)} items read")
@@ -254,23 +294,31 @@ class Account:
             read,
             len(gone),
             time.monotonic() - started,
-            occurrences,
+            meetings,
         )
+
+    async def _fetch(
+        self, cal: webdav.Calendar, batch: list[str], now: datetime
+    ) -> tuple[dict[str, tuple[str, Reading, bool]], list[str]]:
+        """Items fetched and read: href → (etag, what it holds, whether it recurs), and
+        the hrefs the server no longer has."""
+        if not batch:
+            return {}, []
+        found, missing = await self.client.multiget(cal.href, batch)
+        return await asyncio.to_thread(self._read, found, now), missing
 
     def _stale(self, entry: dict[str, Any], now: datetime) -> bool:
         expanded = entry.get("expanded")
         return bool(expanded) and now - datetime.fromisoformat(expanded) > REFRESH
 
     def _read(
-        self, found: dict[str, tuple[str, str]], now: datetime, recurring: set[str]
-    ) -> tuple[list[Interaction], list[str], dict[str, tuple[str, list[str]]]]:
-        """Turn fetched items into interactions (in a thread: expanding series is work)."""
-        interactions: list[Interaction] = []
-        warnings: list[str] = []
-        produced: dict[str, tuple[str, list[str]]] = {}
+        self, found: dict[str, tuple[str, str]], now: datetime
+    ) -> dict[str, tuple[str, Reading, bool]]:
+        """Turn fetched items into what they hold (in a thread: expanding series is work)."""
+        result = {}
         for href, (etag, text) in found.items():
             try:
-                got, said = calendar.occurrences(
+                reading = calendar.read(
                     text,
                     href,
                     self.sink.me,
@@ -281,15 +329,9 @@ class Account:
                     titles=self.settings.titles,
                 )
             except Exception as exc:  # one odd item must not stop the calendar for good
-                got, said = [], [f"{href}: skipped: {exc!r}"]
-            interactions += got
-            warnings += said
-            produced[href] = (etag, sorted({i.external_id for i in got}))
-            if "RRULE" in text or "RDATE" in text:
-                recurring.add(href)
-            else:
-                recurring.discard(href)
-        return interactions, warnings, produced
+                reading = Reading(warnings=[f"{href}: skipped: {exc!r}"])
+            result[href] = (etag, reading, "RRULE" in text or "RDATE" in text)
+        return result
 
     def _unclaimed(self, ids: list[str]) -> list[str]:
         """Of ids an item no longer produces, those no other item produces either
@@ -303,3 +345,7 @@ class Account:
             for i in item_ids
         }
         return sorted(set(ids) - claimed)
+
+
+def _etag(items: dict[str, list[Any]], href: str) -> str | None:
+    return items[href][0] if href in items else None

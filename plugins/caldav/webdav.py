@@ -1,7 +1,8 @@
 """A thin, read-only WebDAV/CalDAV client over httpx: just what syncing a calendar needs.
 
-PROPFIND (discovery, etags, ctag), REPORT sync-collection (RFC 6578) and
-REPORT calendar-multiget (RFC 4791). Answers are parsed as XML with
+PROPFIND (discovery, etags, ctag, sync token), REPORT sync-collection
+(RFC 6578), REPORT calendar-query with a time range and REPORT
+calendar-multiget (RFC 4791). Answers are parsed as XML with
 namespaces (servers differ in prefixes; Radicale uses a default namespace
 and none at all), never with regexes. Nothing here ever writes.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httpx
@@ -64,8 +66,6 @@ class Response:
 class Calendar:
     href: str  # a path, decoded
     name: str  # the display name, or the last part of the path
-    ctag: str | None
-    sync_token: str | None
     can_sync: bool  # the server lists sync-collection among its reports here
 
 
@@ -212,12 +212,15 @@ class Client:
         return home
 
     async def calendars(self, home: str) -> list[Calendar]:
-        """The event calendars in the user's calendar home (from `calendar_home()`)."""
+        """The event calendars in the user's calendar home (from `calendar_home()`).
+
+        Only properties a server knows without looking at the items are asked
+        (no ctag, no sync token: on some servers those cost a pass over every
+        item), so listing the calendars stays cheap however large they are.
+        """
         props = [
             (DAV, "resourcetype"),
             (DAV, "displayname"),
-            (CS, "getctag"),
-            (DAV, "sync-token"),
             (DAV, "supported-report-set"),
             (CALDAV, "supported-calendar-component-set"),
         ]
@@ -232,20 +235,24 @@ class Client:
             ):
                 continue  # a task list
             reports = r.props.get(q(DAV, "supported-report-set"))
-            can_sync = reports is not None and (
-                reports.find(".//d:sync-collection", NS) is not None
-            )
             name = (r.text(DAV, "displayname") or "").strip()
             found.append(
                 Calendar(
                     href=r.href,
                     name=name or r.href.rstrip("/").rsplit("/", 1)[-1],
-                    ctag=r.text(CS, "getctag"),
-                    sync_token=r.text(DAV, "sync-token"),
-                    can_sync=can_sync or r.text(DAV, "sync-token") is not None,
+                    can_sync=reports is not None
+                    and reports.find(".//d:sync-collection", NS) is not None,
                 )
             )
         return found
+
+    async def marker(self, cal: Calendar) -> str:
+        """What changes when the calendar does: its sync token, else its ctag ("" if none)."""
+        prop = (DAV, "sync-token") if cal.can_sync else (CS, "getctag")
+        for r in await self.propfind(cal.href, [prop]):
+            if r.href.rstrip("/") == cal.href.rstrip("/"):
+                return r.text(*prop) or ""
+        return ""
 
     # -- reading -------------------------------------------------------------------------
 
@@ -259,7 +266,7 @@ class Client:
         }
 
     async def sync(self, href: str, token: str) -> Changes:
-        """REPORT sync-collection from `token` ("" for everything)."""
+        """REPORT sync-collection: what changed since `token`."""
         root = ET.Element(q(DAV, "sync-collection"))
         ET.SubElement(root, q(DAV, "sync-token")).text = token or None
         ET.SubElement(root, q(DAV, "sync-level")).text = "1"
@@ -277,6 +284,24 @@ class Client:
             elif r.status == 200 and not _is_collection(r):
                 changed[r.href] = r.text(DAV, "getetag") or ""
         return Changes(new_token, changed, gone)
+
+    async def since(self, href: str, start: datetime) -> dict[str, str]:
+        """The events (href → etag) with an occurrence at `start` or later, however far
+        ahead: REPORT calendar-query with an open-ended time range."""
+        root = ET.Element(q(CALDAV, "calendar-query"))
+        ET.SubElement(ET.SubElement(root, q(DAV, "prop")), q(DAV, "getetag"))
+        query = ET.SubElement(root, q(CALDAV, "filter"))
+        for component in ("VCALENDAR", "VEVENT"):
+            query = ET.SubElement(query, q(CALDAV, "comp-filter"), name=component)
+        at = start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        ET.SubElement(query, q(CALDAV, "time-range"), start=at)
+        response = await self.request("REPORT", href, _xml(root), "1")
+        responses, _ = parse_multistatus(response.content, str(response.url))
+        return {
+            r.href: r.text(DAV, "getetag") or ""
+            for r in responses
+            if r.status == 200 and r.href.rstrip("/") != href.rstrip("/")
+        }
 
     async def multiget(
         self, href: str, items: Sequence[str]

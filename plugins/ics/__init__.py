@@ -1,7 +1,9 @@
 """Meetings from iCalendar: a .ics file, a folder of them (a vdir), or a published URL.
 
-Every occurrence between `history` ago and 60 days ahead with people on it
-is a `mutual` meeting (see `nurtured.calendar` for which events count).
+Every occurrence from `history` ago on with people on it is a `mutual`
+meeting (recurring series expanded up to 60 days ahead; see
+`nurtured.calendar` for which events count), and birthday events are key
+dates.
 Future occurrences are recorded with their real times: the core counts them
 once they are past and holds back nudges for people you will see soon.
 
@@ -27,9 +29,9 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from nurtured.calendar import occurrences
-from nurtured.model import Interaction
-from nurtured.plugins import FileSet, Sink, file_stamp, watch
+from nurtured import calendar
+from nurtured.calendar import Reading
+from nurtured.plugins import FileSet, Sink, file_stamp, in_thread, watch
 
 SUFFIXES = (".ics",)
 AHEAD = timedelta(days=60)
@@ -46,10 +48,10 @@ class Settings:
     max_attendees: int = 8
     titles: bool = True
 
-    def read(self, text: str, origin: str, sink: Sink) -> tuple[list[Interaction], list[str]]:
-        """The meetings in `text` (raises ValueError when it is not iCalendar at all)."""
+    def read(self, text: str, origin: str, sink: Sink) -> Reading:
+        """What `text` holds (raises ValueError when it is not iCalendar at all)."""
         now = datetime.now(UTC)
-        return occurrences(
+        return calendar.read(
             text,
             origin,
             sink.me,
@@ -155,62 +157,68 @@ async def _sync(
     sink: Sink,
     everything: bool = False,
 ) -> None:
-    """Bring the meetings of changed files (of all, with `everything`) up to date."""
+    """Bring what changed files hold (all files, with `everything`) up to date.
+
+    Listing and parsing run in a thread, the next batch while this one is stored.
+    """
     async with files.lock:
         changed = await asyncio.to_thread(_changed, where, keys, files, everything)
-        for i in range(0, len(changed), BATCH):
-            batch = changed[i : i + BATCH]
-            parsed = await asyncio.to_thread(_parse, where.folder, batch, settings, sink)
+        batches = (
+            _parse(where.folder, changed[i : i + BATCH], settings, sink)
+            for i in range(0, len(changed), BATCH)
+        )
+        async for parsed in in_thread(batches):
             await _store(parsed, files, sink)
         if everything:
             files.refreshed = datetime.now(UTC).isoformat()
-            await sink.record_interactions([], cursor={"refreshed": files.refreshed})
+            await sink.record(cursor={"refreshed": files.refreshed})
         if changed:
             sink.log.info("read %d changed file(s) under %s", len(changed), where.path)
 
 
+Parsed = list[tuple[str, list[int] | None, Reading]]
+
+
 def _parse(
     base: Path, batch: list[tuple[str, list[int] | None]], settings: Settings, sink: Sink
-) -> list[tuple[str, list[int] | None, list[Interaction]]]:
-    """Read files (in a thread); a file that cannot be read now is left for its next change."""
+) -> Parsed:
+    """Read files; a file that cannot be read now is left for its next change."""
     result = []
     for key, stamp in batch:
-        items: list[Interaction] = []
+        reading = Reading()
         if stamp is not None:
             try:
                 text = (base / key).read_bytes().decode("utf-8-sig", errors="replace")
-                items, warnings = settings.read(text, str(base / key), sink)
+                reading = settings.read(text, str(base / key), sink)
             except OSError as exc:
                 sink.log.warning("%s: cannot read: %s", base / key, exc.strerror or exc)
                 continue
             except ValueError as exc:
                 sink.log.warning("%s; keeping what was read before", exc)
                 continue
-            for warning in warnings:
+            for warning in reading.warnings:
                 sink.log.warning("%s", warning)
-        result.append((key, stamp, items))
+        result.append((key, stamp, reading))
     return result
 
 
-async def _store(
-    parsed: list[tuple[str, list[int] | None, list[Interaction]]], files: Files, sink: Sink
-) -> None:
-    """Record what the files hold now; remove what they held before and no file holds now."""
+async def _store(parsed: Parsed, files: Files, sink: Sink) -> None:
+    """Record what the files hold now; forget what they held before and no file holds now."""
     before = {key: set(files.entries.get(key, {}).get("ids", ())) for key, _, _ in parsed}
-    for key, _, items in parsed:
+    for key, _, reading in parsed:
         files.owners.subtract(before[key])
-        files.owners.update({i.external_id for i in items})
+        files.owners.update(reading.ids)
     gone = sorted({i for ids in before.values() for i in ids if files.owners[i] <= 0})
     for i in gone:
         del files.owners[i]
-    if gone:
-        await sink.remove_interactions(gone)
     entries = {
-        key: ({"stamp": stamp, "ids": sorted({i.external_id for i in items})} if stamp else None)
-        for key, stamp, items in parsed
+        key: ({"stamp": stamp, "ids": reading.ids} if stamp else None)
+        for key, stamp, reading in parsed
     }
-    await sink.record_interactions(
-        [i for _, _, items in parsed for i in items],
+    await sink.record(
+        [m for _, _, reading in parsed for m in reading.meetings],
+        dates=[d for _, _, reading in parsed for d in reading.dates],
+        gone=gone,
         cursor={FILE + key: entry for key, entry in entries.items()},
     )
     for key, entry in entries.items():
@@ -302,22 +310,19 @@ async def _reconcile(
     response: Response, url: str, cursor: dict[str, Any], settings: Settings, sink: Sink
 ) -> dict[str, Any]:
     try:
-        items, warnings = await asyncio.to_thread(settings.read, response.text, shown(url), sink)
+        reading = await asyncio.to_thread(settings.read, response.text, shown(url), sink)
     except ValueError as exc:
         sink.log.warning("%s; keeping what was read before", exc)
         return cursor
-    for warning in warnings:
+    for warning in reading.warnings:
         sink.log.warning("%s", warning)
-    ids = sorted({i.external_id for i in items})
-    gone = sorted(set(cursor.get("ids", ())) - set(ids))
-    if gone:
-        await sink.remove_interactions(gone)
     new = {
-        "ids": ids,
+        "ids": reading.ids,
         "etag": response.etag,
         "modified": response.modified,
         "refreshed": datetime.now(UTC).isoformat(),
     }
-    await sink.record_interactions(items, cursor=new)
-    sink.log.info("read %d meeting(s) from %s", len(items), shown(url))
+    gone = sorted(set(cursor.get("ids", ())) - set(reading.ids))
+    await sink.record(reading.meetings, dates=reading.dates, gone=gone, cursor=new)
+    sink.log.info("read %d meeting(s) from %s", len(reading.meetings), shown(url))
     return {**cursor, **new}

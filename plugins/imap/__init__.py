@@ -213,5 +213,5 @@ class Mailbox:
     ) -> None:
         """Store a batch and the folder's progress in one transaction."""
         entry = {"uidvalidity": uidvalidity, "last_uid": last_uid}
-        await self.sink.record_interactions(interactions, cursor={folder: entry})
+        await self.sink.record(interactions, cursor={folder: entry})
         self.cursor[folder] = entry

@@ -68,9 +68,7 @@ async def _read(path: Path, sink: Sink, unless_unchanged: bool = False) -> None:
         interactions.append(interaction)
     ids = sorted(i.external_id for i in interactions)
     gone = sorted(set(cursor.get("ids", ())) - set(ids))
-    if gone:
-        await sink.remove_interactions(gone)
-    await sink.record_interactions(interactions, cursor={"ids": ids, "stamp": stamp})
+    await sink.record(interactions, gone=gone, cursor={"ids": ids, "stamp": stamp})
 
 
 def _entries(path: Path) -> list[tuple[str, dict[str, Any]]]:

@@ -133,7 +133,7 @@ async def _sync(
     batches = _batches(root, folders, dict(cursor), sink, settings, complete)
     read = files = 0
     async for batch in in_thread(batches):
-        await sink.record_interactions(batch.interactions, cursor=batch.cursor)
+        await sink.record(batch.interactions, cursor=batch.cursor)
         merge_cursor(cursor, batch.cursor)
         read, files = read + batch.read, files + batch.files
     if files:

@@ -77,7 +77,7 @@ async def _sync(
     batches = _batches(box, keys, dict(cursor), sink, settings)
     read = 0
     async for batch in in_thread(batches):
-        await sink.record_interactions(batch.interactions, cursor=batch.cursor)
+        await sink.record(batch.interactions, cursor=batch.cursor)
         merge_cursor(cursor, batch.cursor)
         read += batch.read
     if read:

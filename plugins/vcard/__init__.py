@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nurtured.model import Card
-from nurtured.plugins import FileSet, Sink, file_stamp, merge_cursor, watch
+from nurtured.plugins import FileSet, Sink, file_stamp, in_thread, merge_cursor, watch
 
 from .reader import read_cards
 
@@ -65,16 +65,10 @@ async def _sync(
     loop. The next batch is parsed while the current one is stored.
     """
     changed = await asyncio.to_thread(_changed, book, keys, cursor)
-    batches = [changed[i : i + BATCH] for i in range(0, len(changed), BATCH)]
-
-    def parse(batch: list[tuple[str, Any]]) -> asyncio.Future[list[Any]]:
-        return asyncio.ensure_future(asyncio.to_thread(_parse, book.folder, batch, sink))
-
-    upcoming = parse(batches[0]) if batches else None
-    for i in range(len(batches)):
-        assert upcoming is not None
-        parsed = await upcoming
-        upcoming = parse(batches[i + 1]) if i + 1 < len(batches) else None
+    batches = (
+        _parse(book.folder, changed[i : i + BATCH], sink) for i in range(0, len(changed), BATCH)
+    )
+    async for parsed in in_thread(batches):
         before = {key: set(cursor.get(key, {}).get("uids", ())) for key, _, _ in parsed}
         for key, _, cards in parsed:
             owners.subtract(before[key])
