@@ -271,6 +271,50 @@ async def test_an_expired_sync_token_means_a_full_read_without_double_counting(
     assert second.failures() == []
 
 
+async def test_events_before_the_history_are_not_fetched_until_moved_into_it(
+    tmp_path, radicale, run_source, store
+):
+    radicale.put("old", event("old", ago(400), summary="Long ago"))
+    radicale.put(
+        "bday",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//IDN nextcloud.com//Birthday calendar//EN\r\n"
+        "BEGIN:VEVENT\r\nUID:bo\r\nDTSTART;VALUE=DATE:19700302\r\nRRULE:FREQ=YEARLY\r\n"
+        "SUMMARY:🎂 Bo Berg\r\nX-NEXTCLOUD-BC-FIELD-TYPE:BDAY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    source = await run_source(write_config(tmp_path, radicale, history="52w")).started()
+    assert await meeting_count(store) == 0
+    items = (await source.cursor())[CALENDAR_HREF]["items"]
+    assert sorted(items) == [f"{CALENDAR_HREF}bday.ics"]  # the old event was never fetched
+    [bo] = await store.find_people("Bo Berg")
+    assert (await store.person_states([bo.id]))[0].birthday == "--03-02"
+
+    radicale.put("old", event("old", ago(2), summary="Not so old after all"))
+
+    async def moved_in() -> bool:
+        return await meetings(store, "Ana Lima") == [(ago(2), "Not so old after all")]
+
+    await eventually(moved_in)
+    assert source.failures() == []
+
+
+async def test_a_server_that_cannot_filter_by_time_is_read_whole(
+    tmp_path, radicale, run_source, store, monkeypatch
+):
+    from nurtured_plugins.caldav import webdav
+
+    async def refused(self: webdav.Client, href: str, start: datetime) -> dict[str, str]:
+        raise webdav.DavError(f"REPORT {href} on {self.server}: HTTP 501 Not Implemented")
+
+    monkeypatch.setattr(webdav.Client, "since", refused)
+    radicale.put("lunch", event("lunch", ago(10), summary="Lunch"))
+    radicale.put("old", event("old", ago(400), summary="Long ago"))
+    source = await run_source(write_config(tmp_path, radicale, history="52w")).started()
+    assert await meetings(store, "Ana Lima") == [(ago(10), "Lunch")]
+    items = (await source.cursor())[CALENDAR_HREF]["items"]
+    assert sorted(items) == [f"{CALENDAR_HREF}lunch.ics", f"{CALENDAR_HREF}old.ics"]
+    assert source.failures() == []
+
+
 async def test_wrong_credentials_are_a_clear_error_retried_with_back_off(
     tmp_path, radicale_htpasswd, run_source, store
 ):
