@@ -169,6 +169,7 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
     p = await _find(store, args.person)
     cards = await store.cards_of(p.id)
     identifiers = await store.identifiers_of(p.id)
+    dates = await store.key_dates_of(p.id)
     timeline = await store.timeline(p.id)
     nudges = await store.reminders_of(p.id)
     rule = first_match(config.rules, p.name, p.tags, p.emails)
@@ -191,6 +192,7 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
             first_seen=_iso(p.first_seen, config),
             cards=[{"source": s, "uid": u, **d} for s, u, d in cards],
             identifiers=[{"kind": k, "value": v} for k, v in identifiers],
+            dates=dates,
             timeline=timeline,
             reciprocity={
                 "they_answer": _side_json(balance.they_answer),
@@ -211,6 +213,8 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
     print(f"  next: {p.kind or 'nothing planned'} {_day(p.next_due, config) if p.next_due else ''}")
     print(f"  why: {p.reason}")
     print(f"  unanswered outreaches: {p.unanswered}")
+    for d in dates:
+        print(f"  {d['kind']}: {d['day']}  (from {d['source']})")
     they, you = _side_text(balance.they_answer), _side_text(balance.you_answer)
     print(f"  they answer {they} of your messages; you answer {you} of theirs")
     print("\ncards:")

@@ -986,6 +986,23 @@ class Store:
         )
         return [(s, u, json.loads(d)) for s, u, d in rows]
 
+    async def key_dates_of(self, person: int) -> list[dict[str, str]]:
+        """A person's birthdays and anniversaries and where each comes from ("card" or a
+        source), the one in effect first for each kind."""
+        row = await self._one("SELECT birthday, anniversary FROM people WHERE id = ?", (person,))
+        found = [
+            {"kind": kind, "day": day, "source": "card"}
+            for kind, day in zip(("birthday", "anniversary"), row or ("", ""), strict=True)
+            if day
+        ]
+        rows = await self._all(
+            "SELECT kind, day, source FROM dates WHERE person_id = ?"
+            " ORDER BY length(day) DESC, day, source",
+            (person,),
+        )
+        found += [{"kind": kind, "day": day, "source": source} for kind, day, source in rows]
+        return sorted(found, key=lambda d: d["kind"] != "birthday")  # stable: the order holds
+
     async def identifiers_of(self, person: int) -> list[tuple[str, str]]:
         return await self._all(
             "SELECT kind, value FROM identifiers WHERE person_id = ? ORDER BY kind, value",

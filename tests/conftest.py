@@ -366,6 +366,7 @@ class Home:
         self.limits: dict[str, Any] = {}
         self.timezone = TIMEZONE
         self.journal_entries: list[dict[str, Any]] = []
+        self.sources: list[dict[str, Any]] = []  # more sources, after the address book and journal
         self._daemons: list[Daemon] = []
 
     # -- files ---------------------------------------------------------------------
@@ -377,6 +378,7 @@ class Home:
             "sources": [
                 {"plugin": "vcard", "path": "./contacts"},
                 {"plugin": "journal", "path": "./journal/journal.yaml"},
+                *self.sources,
             ],
             "notify": self.channels,
             "rules": self.rules,

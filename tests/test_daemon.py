@@ -13,8 +13,9 @@ import re
 import time
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from conftest import Home, HttpSink, days_ago, now, parse_time
+from conftest import TIMEZONE, Home, HttpSink, days_ago, now, parse_time
 
 RENOTIFY = timedelta(days=7)  # the default: a nudge without a contact since comes again after 1w
 SLACK = timedelta(minutes=2)  # between a nudge going out and the test seeing it
@@ -487,3 +488,35 @@ def test_log_names_each_channel_url_once(home: Home, sink: HttpSink) -> None:
     [shown] = re.findall(r"sent 1 nudge\(s\) to (\S+)", line)
     assert shown.startswith(f"json://127.0.0.1:{sink.port}/nudges")
     assert shown.count("?") <= 1, shown
+
+
+# -- a birthday calendar ------------------------------------------------------------------------
+
+
+def test_a_birthday_calendar_brings_the_birthday_nudge(home: Home, sink: HttpSink) -> None:
+    four_people(home)  # no BDAY on any card
+    for name in ("Alice Moreau", "Bruno Costa", "Charles Okafor", "Diana Evans"):
+        home.contact(name, 1)  # nobody is due for a cadence nudge
+    day = (now().astimezone(ZoneInfo(TIMEZONE)) + timedelta(days=2)).date()
+    folder = home.dir / "birthdays"
+    folder.mkdir(parents=True)
+    (folder / "alice.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//IDN nextcloud.com//Birthday calendar//EN\r\n"
+        f"BEGIN:VEVENT\r\nUID:alice-1\r\nDTSTART;VALUE=DATE:1990{day:%m%d}\r\nRRULE:FREQ=YEARLY\r\n"
+        "SUMMARY:🎂 Alice Moreau (1990)\r\nX-NEXTCLOUD-BC-FIELD-TYPE:BDAY\r\n"
+        "X-NEXTCLOUD-BC-UNKNOWN-YEAR:0\r\nX-NEXTCLOUD-BC-YEAR:1990\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        "utf-8",
+    )
+    home.sources.append({"plugin": "ics", "path": "./birthdays"})
+    birthdays = {"name": "birthdays", "match": {"tags": ["friends"]}, "birthday": {"before": "3d"}}
+    home.rules.insert(0, birthdays)
+    daemon = home.daemon().start()
+
+    [message] = sink.wait_for(1, daemon)
+    assert message.title == "Alice's birthday is coming", message.text
+    assert f"{day:%-d %B}" in message.text and f"({day.year - 1990} years)" in message.text
+    sink.assert_stays(1, 1.5, daemon)  # Bruno, a friend too, has no birthday anywhere
+    [source] = [s for s in home.json("status")["sources"] if s["name"].startswith("ics:")]
+    assert home.json("show", "Alice")["dates"] == [
+        {"kind": "birthday", "day": f"1990-{day:%m-%d}", "source": source["name"]}
+    ]

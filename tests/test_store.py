@@ -263,6 +263,11 @@ async def test_key_dates_wait_for_their_person_and_never_outrank_the_card(store)
     assert (await store.person_states([pid]))[0].birthday == "1990-04-15"
     await store.upsert_cards("a", [card("1", "Ana Lima", birthday="1991-04-16")], {})
     assert (await store.person_states([pid]))[0].birthday == "1991-04-16"
+    assert [(d["day"], d["source"]) for d in await store.key_dates_of(pid)] == [
+        ("1991-04-16", "card"),  # in effect
+        ("1990-04-15", "cal2"),
+        ("--04-15", "cal"),
+    ]
     await store.upsert_cards("a", [card("1", "Ana Lima")], {})
 
     # Forgotten with its id (the event deleted), and with its source (no longer configured).
