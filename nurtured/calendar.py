@@ -191,33 +191,35 @@ _FIELD_TYPES = {"BDAY": "birthday", "ANNIVERSARY": "anniversary"}  # X-NEXTCLOUD
 _KEY_DATE_PROPERTIES = {"X-NEXTCLOUD-BC-FIELD-TYPE", "X-BIRTHDAY", "X-ANNIVERSARY"}
 _NAME_PART = r"(?P<name>[^\W\d_].*?)"
 _BIRTHDAY_OF = (
-    r"birthday(?:\s*:|\s+of)|geburtstag(?:\s*:|\s+von)|anniversaire\s+de"
+    r"birthday(?:\s*:|\s+of)|geburtstag(?:\s*:|\s+von)?|anniversaire\s+de"
     r"|anivers[aá]rio\s+d[eoa]|cumplea[nñ]os\s+de|compleanno\s+di"
 )
+_NTH = r"(?:\d{1,3}(?:st|nd|rd|th)\s+)?"  # "Ana's 40th birthday"
 _KEY_TITLES = [
     (re.compile(rf"^🎂\ufe0f?\s*{_NAME_PART}$"), "birthday"),
     (re.compile(rf"^💍\ufe0f?\s*{_NAME_PART}$"), "anniversary"),
-    (re.compile(rf"^{_NAME_PART}['’]s\s+(?:b-?day|birthday)$", re.I), "birthday"),
-    (re.compile(rf"^{_NAME_PART}['’]s\s+(?:wedding\s+)?anniversary$", re.I), "anniversary"),
-    (re.compile(rf"^{_NAME_PART}\s*:\s*birthday$", re.I), "birthday"),
-    (re.compile(rf"^{_NAME_PART}\s*:\s*anniversary$", re.I), "anniversary"),
+    (re.compile(rf"^{_NAME_PART}['’]s\s+{_NTH}(?:b-?day|birthday)$", re.I), "birthday"),
+    (re.compile(rf"^{_NAME_PART}['’]s\s+{_NTH}(?:wedding\s+)?anniversary$", re.I), "anniversary"),
+    (re.compile(rf"^{_NAME_PART}\s*(?::|\s-|\s–)\s*birthday$", re.I), "birthday"),
+    (re.compile(rf"^{_NAME_PART}\s*(?::|\s-|\s–)\s*anniversary$", re.I), "anniversary"),
     (re.compile(rf"^(?:{_BIRTHDAY_OF})\s+{_NAME_PART}$", re.I), "birthday"),
-    (re.compile(rf"^{_NAME_PART}\s+\*$"), "birthday"),  # ownCloud: "Ana Lima (*1990)"
-    (re.compile(rf"^{_NAME_PART}\s+⚭$"), "anniversary"),
 ]
-_YEAR = re.compile(r"\s*\((?P<mark>[*⚭]?)(?P<year>\d{4})\)\s*$")
-_AGE = re.compile(r"\s*\(\d{1,3}\)\s*$")
+_OWNCLOUD = {"*": "birthday", "⚭": "anniversary"}  # "Ana Lima (*1990)", "Ana Lima (⚭2015)"
+_YEAR = re.compile(r"\s*\((?P<mark>[*⚭]?)(?P<year>\d{4})\)$")
+_AGE = re.compile(r"\s*\(\d{1,3}\)$")
+_TRAILING = re.compile(r"[\s!.🎉🎈🎁🥳🎊]+$")  # "Ana's Birthday! 🎉"
 
 
 def _titled(summary: str) -> tuple[str, str, int | None] | None:
     """(kind, name, year or None) of a title such as "🎂 Ana Lima (1990)"."""
-    text, year = summary.strip(), None
+    text = _TRAILING.sub("", summary.strip())
     if m := _YEAR.search(text):
-        year, text = int(m["year"]), text[: m.start()].rstrip()
+        name, year = text[: m.start()].strip(), int(m["year"])
         if m["mark"]:
-            text += " " + m["mark"]  # ownCloud's mark says which kind
+            return (_OWNCLOUD[m["mark"]], name, year) if name[:1].isalpha() else None
+        text = name
     else:
-        text = _AGE.sub("", text)  # "Ana: Birthday (35)" gives her age
+        text, year = _AGE.sub("", text), None  # "Ana: Birthday (35)" gives her age
     for pattern, kind in _KEY_TITLES:
         if m := pattern.match(text):
             return kind, m["name"].strip(), year
@@ -229,6 +231,8 @@ def key_date(event: icalendar.Event, uid: str) -> KeyDate | None:
     start = event.decoded("DTSTART")
     if isinstance(start, datetime) or str(event.get("STATUS", "")).upper() == "CANCELLED":
         return None  # birthdays are all-day
+    if "RECURRENCE-ID" in event:
+        return None  # one year's moved occurrence: the series says when the day is
     summary = str(event.get("SUMMARY", ""))
     titled = _titled(summary)
     field = str(event.get("X-NEXTCLOUD-BC-FIELD-TYPE", "")).strip().upper()
@@ -258,9 +262,10 @@ def key_date(event: icalendar.Event, uid: str) -> KeyDate | None:
     return KeyDate(f"{uid}|{kind}", name, kind, f"{year:04d}-{day}" if year else f"--{day}")
 
 
-_FOLD = re.compile(r"\r?\n[ \t]")
+# Lines are unfolded and split exactly as icalendar does it.
+_FOLD = re.compile(r"(?:(?<!\n)\r\n|(?<![\r\n])\n)(?:\r?\n)*[ \t]")
+_LINES = re.compile(r"\r?\n")
 _VALUE = re.compile(r'^(?:[^:"]|"[^"]*")*:')  # a content line up to its value's colon
-_MAILTO = re.compile(r"mailto:([^\s\";:,]+)", re.IGNORECASE)
 _UNESCAPE = re.compile(r"\\([\\;,nN])")
 
 
@@ -271,15 +276,15 @@ def _nobody_in(text: str, me: Sequence[str], titles: bool) -> bool:
     head, tail = text.lstrip()[:15].upper(), text.rstrip()[-13:].upper()
     if head != "BEGIN:VCALENDAR" or tail != "END:VCALENDAR":
         return False
-    for line in _FOLD.sub("", text).splitlines():
+    for line in _LINES.split(_FOLD.sub("", text)):
         name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        head = _VALUE.match(line)
+        value = line[head.end() :] if head else line
         if name in ("ATTENDEE", "ORGANIZER"):
-            addresses = _MAILTO.findall(line)
-            if not addresses or not all(is_mine(a.lower(), me) for a in addresses):
+            if head is None or not is_mine(_address(value), me):
                 return False
         elif name == "SUMMARY":
-            head = _VALUE.match(line)
-            summary = _UNESCAPE.sub(_unescaped, line[head.end() :] if head else line)
+            summary = _UNESCAPE.sub(_unescaped, value)
             if (titles and title_person(summary)) or _titled(summary):
                 return False
         elif name in _KEY_DATE_PROPERTIES:

@@ -532,14 +532,21 @@ class Store:
             )
             if not rows:
                 continue
-            resolved = await self._resolve_many({who for _, who in rows})
+            # A birthday calendar's "King's Birthday" must not find Stephen King.
+            resolved = await self._resolve_many({who for _, who in rows}, table == "dates")
             updates = [(resolved[who], i) for i, who in rows if resolved.get(who)]
             await self.db.executemany(f"UPDATE {table} SET person_id = ? WHERE id = ?", updates)
             touched |= {p for p, _ in updates}
         return touched
 
-    async def _resolve_many(self, refs: Iterable[str]) -> dict[str, int | None]:
-        """Map how sources name people (email, phone, name) to person ids, in bulk."""
+    async def _resolve_many(
+        self, refs: Iterable[str], exact: bool = False
+    ) -> dict[str, int | None]:
+        """Map how sources name people (email, phone, name) to person ids, in bulk.
+
+        A name matches the one person with exactly that name, else (unless `exact`)
+        the one person whose name contains it.
+        """
         result: dict[str, int | None] = {}
         keys: dict[str, dict[str, list[str]]] = {"email": {}, "phone": {}}
         names: list[str] = []
@@ -562,7 +569,7 @@ class Store:
         if names:
             rows = await self._all("SELECT id, name FROM people WHERE active = 1")
             folded = [(person, name.casefold()) for person, name in rows]
-            result.update((ref, _by_name(folded, ref.strip())) for ref in names)
+            result.update((ref, _by_name(folded, ref.strip(), exact)) for ref in names)
         return result
 
     # -- interactions -----------------------------------------------------------
@@ -631,7 +638,7 @@ class Store:
         return touched
 
     async def _record_dates(self, source: str, dates: Sequence[KeyDate]) -> set[int]:
-        resolved = await self._resolve_many({d.who for d in dates})
+        resolved = await self._resolve_many({d.who for d in dates}, exact=True)
         before = await self._all_in(
             "SELECT person_id FROM dates"
             " WHERE source = ? AND external_id IN ({}) AND person_id IS NOT NULL",
@@ -1131,14 +1138,12 @@ def _card_data(card: Card) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
-def _by_name(people: Sequence[tuple[int, str]], text: str) -> int | None:
-    """A name resolves to the one person with exactly that name, else the one containing it.
-
-    `people` holds (id, case-folded name).
-    """
+def _by_name(people: Sequence[tuple[int, str]], text: str, exact: bool = False) -> int | None:
+    """A name resolves to the one person with exactly that name, else (unless `exact`)
+    the one containing it. `people` holds (id, case-folded name)."""
     folded = text.casefold()
-    exact = [i for i, name in people if name == folded]
-    if len(exact) == 1:
-        return exact[0]
+    same = [i for i, name in people if name == folded]
+    if len(same) == 1 or exact:
+        return same[0] if len(same) == 1 else None
     partial = [i for i, name in people if folded in name]
-    return partial[0] if len(partial) == 1 and not exact else None
+    return partial[0] if len(partial) == 1 and not same else None

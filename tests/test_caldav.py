@@ -297,6 +297,36 @@ async def test_events_before_the_history_are_not_fetched_until_moved_into_it(
     assert source.failures() == []
 
 
+async def test_a_calendar_read_by_an_older_version_is_read_again_for_its_birthdays(
+    tmp_path, radicale, run_source, store
+):
+    radicale.put("lunch", event("lunch", ago(10), summary="Lunch"))
+    radicale.put(
+        "bday",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n"
+        "BEGIN:VEVENT\r\nUID:2026_BIRTHDAY_79d3@google.com\r\nDTSTART;VALUE=DATE:20260302\r\n"
+        "SUMMARY:Bo Berg's birthday\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    cfg = write_config(tmp_path, radicale)
+    first = await run_source(cfg).started()
+    await first.stop()
+    # What the version before key dates left: no version, the birthday item read as nothing.
+    entry = (await first.cursor())[CALENDAR_HREF]
+    bday = f"{CALENDAR_HREF}bday.ics"
+    ids = entry["items"][bday][1]
+    assert ids == ["BIRTHDAY_79d3@google.com|birthday"]
+    old = {k: v for k, v in entry.items() if k != "version"}
+    old["items"] = {**entry["items"], bday: [entry["items"][bday][0], []]}
+    await store.record(first.name, gone=ids, cursor={CALENDAR_HREF: old})
+    [bo] = await store.find_people("Bo Berg")
+    assert (await store.person_states([bo.id]))[0].birthday == ""
+
+    second = await run_source(cfg).started()
+    assert (await store.person_states([bo.id]))[0].birthday == "--03-02"
+    assert await meetings(store, "Ana Lima") == [(ago(10), "Lunch")]  # counted once
+    assert (await second.cursor())[CALENDAR_HREF]["version"] == 2
+
+
 async def test_a_server_that_cannot_filter_by_time_is_read_whole(
     tmp_path, radicale, run_source, store, monkeypatch
 ):

@@ -416,6 +416,10 @@ def test_khal_birthdays_take_the_year_from_x_birthday_not_from_dtstart():
         ("Aniversário da Inês", ("Inês", "birthday", "--05-08")),
         ("Ana Lima (*1990)", ("Ana Lima", "birthday", "1990-05-08")),  # ownCloud
         ("Ana Lima (⚭2015)", ("Ana Lima", "anniversary", "2015-05-08")),
+        ("Ana's Birthday! 🎉", ("Ana", "birthday", "--05-08")),
+        ("Ana Lima - Birthday", ("Ana Lima", "birthday", "--05-08")),
+        ("Ana's 40th birthday", ("Ana", "birthday", "--05-08")),
+        ("Geburtstag Jürgen", ("Jürgen", "birthday", "--05-08")),
     ],
 )
 def test_birthday_titles_as_calendars_write_them(summary, expected):
@@ -431,7 +435,44 @@ def test_birthday_titles_as_calendars_write_them(summary, expected):
         "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:Buy a birthday present",
         "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:🎂 12345",
         "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:Ana's birthday\nSTATUS:CANCELLED",
+        "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:Release *",  # ownCloud's mark needs a year
+        "UID:p\nDTSTART;VALUE=DATE:20260508\nSUMMARY:Company founded (1990)",
     ],
 )
 def test_what_is_not_a_birthday(event):
     assert read_calendar(cal(event), "t.ics", ME, start=START, end=END, tz=LISBON).dates == []
+
+
+def test_a_moved_occurrence_does_not_move_the_birthday():
+    text = cal(
+        "UID:b\nDTSTART;VALUE=DATE:19900415\nRRULE:FREQ=YEARLY\nSUMMARY:Ana Lima's birthday",
+        "UID:b\nRECURRENCE-ID;VALUE=DATE:20260415\nDTSTART;VALUE=DATE:20260418\n"
+        "SUMMARY:Ana Lima's birthday",  # the party moved to the weekend this year
+    )
+    assert key_dates(text) == [("Ana Lima", "birthday", "--04-15")]
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "SUMMARY:Sync\u2028Lunch with Ana Lima",  # a line separator inside the value
+        "SUMMARY:Sync\x0cLunch with Ana Lima",
+        "SUMMARY:Lunch \r\n\r\n with Ana Lima",  # folded across a blank line
+        "SUMMARY:Lunch \r\r\n with Ana Lima",
+    ],
+)
+def test_the_quick_look_unfolds_and_splits_lines_as_icalendar_does(summary):
+    text = cal("UID:t\nDTSTART:20260301T100000Z").replace("END:VEVENT", summary + "\r\nEND:VEVENT")
+    assert [i.who for i in read(text)[0]] == ["Ana Lima"]
+
+
+@pytest.mark.parametrize(
+    "attendee",
+    [
+        'ATTENDEE;SENT-BY="mailto:me@example.org":ana@example.org',  # no mailto: on the value
+        "ATTENDEE:mailto:me@example.org;ana@example.org",
+    ],
+)
+def test_the_quick_look_judges_an_attendee_by_its_value(attendee):
+    text = cal(f"UID:t\nDTSTART:20260301T100000Z\nSUMMARY:Sync\n{attendee}")
+    assert len(read(text)[0]) == 1

@@ -286,3 +286,15 @@ async def test_record_replaces_what_is_gone_in_the_same_transaction(store):
     assert await store.record("cal", [moved], gone=["e|1", "e|2"], cursor={"k": 1}) == {pid}
     assert [t["external_id"] for t in await store.timeline(pid)] == ["e|2"]
     assert await store.cursor("cal") == {"k": 1}
+
+
+async def test_a_key_date_names_its_person_exactly(store):
+    from nurtured.model import KeyDate
+
+    [king] = await store.upsert_cards("a", [card("1", "Stephen King")], {})
+    holiday = KeyDate("h|birthday", "King", "birthday", "--06-08")  # "King's Birthday"
+    assert await store.record("holidays", dates=[holiday]) == set()
+    await store.upsert_cards("a", [card("1", "Stephen King", nickname="King")], {})
+    assert (await store.person_states([king]))[0].birthday == ""
+    # An interaction still finds the one person whose name holds it.
+    assert await store.record("j", [Interaction("x", "King", NOW, "in")]) == {king}

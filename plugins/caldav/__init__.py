@@ -32,6 +32,7 @@ restart cheap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ __all__ = ["LoginError", "run"]
 AHEAD = timedelta(days=60)  # upcoming meetings are read this far ahead
 REFRESH = timedelta(days=1)  # recurring series are expanded anew this often
 BATCH = 500  # items per calendar-multiget
+VERSION = 2  # of what an item's ids mean: 2 added birthdays (key dates)
 SAVE_EVERY = 5.0  # seconds: the longest a long read goes without saving its cursor
 DEFAULTS: dict[str, Any] = {
     "calendars": None,
@@ -169,10 +171,12 @@ class Account:
             return
         marker, fetch, gone = found
         if stale:  # series expanded a while ago: expand them further
-            fetch.update((h, items[h][0]) for h in before.get("recurring", []) if h in items)
+            again = [h for h in before.get("recurring", []) if h in items and h not in gone]
+            fetch.update((h, items[h][0]) for h in again if h not in fetch)
         token, ctag = (marker, None) if cal.can_sync else ("", marker)
         expanded = now.isoformat() if stale or not before else before.get("expanded")
         entry: dict[str, Any] = {
+            "version": VERSION,
             "token": token,
             "ctag": ctag,
             "items": items,
@@ -204,6 +208,8 @@ class Account:
         etags) to see what was deleted.
         """
         token = before.get("token") or ""
+        if before.get("version") != VERSION:  # read by an older nurtured: read it all again
+            token, before = "", {}
         if cal.can_sync and token:
             try:
                 changes = await self.client.sync(cal.href, token)
@@ -223,8 +229,9 @@ class Account:
         except webdav.DavError as exc:  # a server that cannot filter: everything, then
             self.sink.log.info("%s: no time-range query (%s): reading every event", cal.name, exc)
             window = listing or await self.client.etags(cal.href)
-        fetch = {h: e for h, e in window.items() if _etag(items, h) != e}
-        fetch.update((h, e) for h, e in listing.items() if h in items and items[h][0] != e)
+        known = items if before else {}
+        fetch = {h: e for h, e in window.items() if _etag(known, h) != e}
+        fetch.update((h, e) for h, e in listing.items() if h in items and _etag(known, h) != e)
         return marker, fetch, [h for h in items if h not in listing]
 
     async def _read_items(
@@ -241,7 +248,8 @@ class Account:
         items: dict[str, list[Any]] = entry["items"]
         recurring = set(entry["recurring"])
         # Saved before the last batch: the old token and ctag, so a restart reads on.
-        pending = {**entry, "token": before.get("token") or "", "ctag": before.get("ctag"),
+        pending = {**entry, "version": before.get("version"), "token": before.get("token") or "",
+                   "ctag": before.get("ctag"),
                    "expanded": before.get("expanded") or entry["expanded"]}  # fmt: skip
         self.cursor[cal.href] = entry
         if not before:
@@ -251,40 +259,42 @@ class Account:
         hrefs = sorted(fetch)
         batches = [hrefs[i : i + BATCH] for i in range(0, len(hrefs), BATCH)] or [[]]
         read = meetings = done = 0
-        async for found, missing in ahead(self._fetch(cal, batch, now) for batch in batches):
-            done += 1
-            for href in missing:  # deleted between the listing and the fetch
-                if href in items:
-                    removed += items.pop(href)[1]
-                recurring.discard(href)
-            for href, (etag, reading, repeats) in found.items():
-                etag = etag or fetch.get(href, "")
-                old = set(items[href][1]) if href in items else set()
-                # An unchanged item read again (to expand its series further) keeps
-                # what it produced before: only what it no longer produces goes.
-                unchanged = href in items and items[href][0] == etag
-                new = sorted(old | set(reading.ids)) if unchanged else reading.ids
-                removed += sorted(old - set(new))
-                items[href] = [etag, new]
-                (recurring.add if repeats else recurring.discard)(href)
-                for warning in reading.warnings:
-                    self.sink.log.warning("%s", warning)
-            entry["recurring"] = pending["recurring"] = sorted(recurring)
-            last = done == len(batches)
-            save = last or time.monotonic() - last_saved > SAVE_EVERY
-            await self.sink.record(
-                [m for _, r, _ in found.values() for m in r.meetings],
-                dates=[d for _, r, _ in found.values() for d in r.dates],
-                gone=self._unclaimed(removed),
-                cursor={cal.href: entry if last else pending} if save else None,
-            )
-            if save:
-                last_saved = time.monotonic()
-            read += len(found)
-            meetings += sum(len(r.meetings) for _, r, _ in found.values())
-            removed = []
-            if not last:
-                await self.sink.progress(f"{cal.name}: {read} of {len(fetch)} items read")
+        fetched = ahead(self._fetch(cal, batch, now) for batch in batches)
+        async with contextlib.aclosing(fetched):
+            async for found, missing in fetched:
+                done += 1
+                for href in missing:  # deleted between the listing and the fetch
+                    if href in items:
+                        removed += items.pop(href)[1]
+                    recurring.discard(href)
+                for href, (etag, reading, repeats) in found.items():
+                    etag = etag or fetch.get(href, "")
+                    old = set(items[href][1]) if href in items else set()
+                    # An unchanged item read again (to expand its series further) keeps
+                    # what it produced before: only what it no longer produces goes.
+                    unchanged = href in items and items[href][0] == etag
+                    new = sorted(old | set(reading.ids)) if unchanged else reading.ids
+                    removed += sorted(old - set(new))
+                    items[href] = [etag, new]
+                    (recurring.add if repeats else recurring.discard)(href)
+                    for warning in reading.warnings:
+                        self.sink.log.warning("%s", warning)
+                entry["recurring"] = pending["recurring"] = sorted(recurring)
+                last = done == len(batches)
+                save = last or time.monotonic() - last_saved > SAVE_EVERY
+                await self.sink.record(
+                    [m for _, r, _ in found.values() for m in r.meetings],
+                    dates=[d for _, r, _ in found.values() for d in r.dates],
+                    gone=self._unclaimed(removed),
+                    cursor={cal.href: entry if last else pending} if save else None,
+                )
+                if save:
+                    last_saved = time.monotonic()
+                read += len(found)
+                meetings += sum(len(r.meetings) for _, r, _ in found.values())
+                removed = []
+                if not last:
+                    await self.sink.progress(f"{cal.name}: {read} of {len(fetch)} items read")
         if len(batches) > 1:
             await self.sink.progress("")
         self.sink.log.log(

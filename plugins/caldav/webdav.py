@@ -249,10 +249,8 @@ class Client:
     async def marker(self, cal: Calendar) -> str:
         """What changes when the calendar does: its sync token, else its ctag ("" if none)."""
         prop = (DAV, "sync-token") if cal.can_sync else (CS, "getctag")
-        for r in await self.propfind(cal.href, [prop]):
-            if r.href.rstrip("/") == cal.href.rstrip("/"):
-                return r.text(*prop) or ""
-        return ""
+        found = [r.text(*prop) for r in await self.propfind(cal.href, [prop])]
+        return next((text for text in found if text), "")
 
     # -- reading -------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ BATCH = 500  # files per transaction on a cold import of a vdir
 MAX_BYTES = 64 * 1024 * 1024
 TIMEOUT = 60.0
 FILE = "file:"  # cursor keys of local files; "refreshed" is when all were last read
+VERSION = 2  # of what a file's ids mean: 2 added birthdays; an older cursor reads all again
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,8 @@ class Files:
             k.removeprefix(FILE): v for k, v in cursor.items() if k.startswith(FILE)
         }
         self.refreshed: str | None = cursor.get("refreshed")
+        if cursor.get("version") != VERSION:
+            self.refreshed = None
         self.owners = Counter(i for e in self.entries.values() for i in e.get("ids", ()))
         self.lock = asyncio.Lock()
 
@@ -171,7 +174,7 @@ async def _sync(
             await _store(parsed, files, sink)
         if everything:
             files.refreshed = datetime.now(UTC).isoformat()
-            await sink.record(cursor={"refreshed": files.refreshed})
+            await sink.record(cursor={"refreshed": files.refreshed, "version": VERSION})
         if changed:
             sink.log.info("read %d changed file(s) under %s", len(changed), where.path)
 
@@ -293,7 +296,7 @@ async def _run_url(url: str, poll: timedelta, settings: Settings, sink: Sink) ->
     cursor = await sink.cursor()
     ready = False
     while True:
-        refreshed = cursor.get("refreshed")
+        refreshed = cursor.get("refreshed") if cursor.get("version") == VERSION else None
         due = not refreshed or (datetime.now(UTC) - datetime.fromisoformat(refreshed) >= REFRESH)
         # A full GET once a day even when unchanged: the window ahead moves on.
         etag, modified = (None, None) if due else (cursor.get("etag"), cursor.get("modified"))
@@ -321,6 +324,7 @@ async def _reconcile(
         "etag": response.etag,
         "modified": response.modified,
         "refreshed": datetime.now(UTC).isoformat(),
+        "version": VERSION,
     }
     gone = sorted(set(cursor.get("ids", ())) - set(reading.ids))
     await sink.record(reading.meetings, dates=reading.dates, gone=gone, cursor=new)
