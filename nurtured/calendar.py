@@ -266,6 +266,8 @@ def key_date(event: icalendar.Event, uid: str) -> KeyDate | None:
 _FOLD = re.compile(r"(?:(?<!\n)\r\n|(?<![\r\n])\n)(?:\r?\n)*[ \t]")
 _LINES = re.compile(r"\r?\n")
 _VALUE = re.compile(r'^(?:[^:"]|"[^"]*")*:')  # a content line up to its value's colon
+_LOOKED_AT = {"ATTENDEE", "ORGANIZER", "SUMMARY"}
+_PROPERTY = re.compile(r"[A-Za-z0-9-]+")
 _UNESCAPE = re.compile(r"\\([\\;,nN])")
 
 
@@ -277,17 +279,20 @@ def _nobody_in(text: str, me: Sequence[str], titles: bool) -> bool:
     if head != "BEGIN:VCALENDAR" or tail != "END:VCALENDAR":
         return False
     for line in _LINES.split(_FOLD.sub("", text)):
-        name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        name = (m := _PROPERTY.match(line)) and m[0].upper()
+        if name in _KEY_DATE_PROPERTIES:
+            return False
+        if name not in _LOOKED_AT:
+            continue
         head = _VALUE.match(line)
-        value = line[head.end() :] if head else line
-        if name in ("ATTENDEE", "ORGANIZER"):
-            if head is None or not is_mine(_address(value), me):
-                return False
-        elif name == "SUMMARY":
+        if head is None:
+            return False
+        value = line[head.end() :]
+        if name == "SUMMARY":
             summary = _UNESCAPE.sub(_unescaped, value)
             if (titles and title_person(summary)) or _titled(summary):
                 return False
-        elif name in _KEY_DATE_PROPERTIES:
+        elif not is_mine(_address(value), me):  # an attendee or the organizer
             return False
     return True
 

@@ -476,3 +476,17 @@ def test_the_quick_look_unfolds_and_splits_lines_as_icalendar_does(summary):
 def test_the_quick_look_judges_an_attendee_by_its_value(attendee):
     text = cal(f"UID:t\nDTSTART:20260301T100000Z\nSUMMARY:Sync\n{attendee}")
     assert len(read(text)[0]) == 1
+
+
+def test_a_birthday_known_only_by_its_x_property_is_not_overlooked():
+    # Nextcloud on a database without emoji support writes no 🎂; khal's X-FNAME names her.
+    text = cal(
+        "UID:n\nDTSTART;VALUE=DATE:19700415\nRRULE:FREQ=YEARLY\nSUMMARY:Leon Green\n"
+        "X-NEXTCLOUD-BC-FIELD-TYPE:BDAY\nX-NEXTCLOUD-BC-UNKNOWN-YEAR:1",
+        "UID:k\nDTSTART;VALUE=DATE:19850704\nRRULE:FREQ=YEARLY\nSUMMARY:Jane\n"
+        "X-BIRTHDAY:19850704\nX-FNAME:Jane Doe",
+    )
+    assert key_dates(text) == [
+        ("Jane Doe", "birthday", "1985-07-04"),
+        ("Leon Green", "birthday", "--04-15"),
+    ]
