@@ -544,8 +544,7 @@ class Store:
     ) -> dict[str, int | None]:
         """Map how sources name people (email, phone, name) to person ids, in bulk.
 
-        A name matches the one person with exactly that name, else (unless `exact`)
-        the one person whose name contains it.
+        A name is matched as `_by_name` says.
         """
         result: dict[str, int | None] = {}
         keys: dict[str, dict[str, list[str]]] = {"email": {}, "phone": {}}
@@ -567,8 +566,8 @@ class Store:
             )
             result.update((ref, person) for value, person in rows for ref in wanted[value])
         if names:
-            rows = await self._all("SELECT id, name FROM people WHERE active = 1")
-            folded = [(person, name.casefold()) for person, name in rows]
+            rows = await self._all("SELECT id, name, preferred FROM people WHERE active = 1")
+            folded = [(person, name.casefold(), short.casefold()) for person, name, short in rows]
             result.update((ref, _by_name(folded, ref.strip(), exact)) for ref in names)
         return result
 
@@ -1138,12 +1137,20 @@ def _card_data(card: Card) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
-def _by_name(people: Sequence[tuple[int, str]], text: str, exact: bool = False) -> int | None:
-    """A name resolves to the one person with exactly that name, else (unless `exact`)
-    the one containing it. `people` holds (id, case-folded name)."""
+def _by_name(
+    people: Sequence[tuple[int, str, str]], text: str, exact: bool = False
+) -> int | None:
+    """The one person a name means: the one with exactly that name, else the one whose
+    nickname (or given name) it is, else (unless `exact`) the one whose name holds it.
+
+    `people` holds (id, name, nickname or given name), case-folded.
+    """
     folded = text.casefold()
-    same = [i for i, name in people if name == folded]
-    if len(same) == 1 or exact:
-        return same[0] if len(same) == 1 else None
-    partial = [i for i, name in people if folded in name]
-    return partial[0] if len(partial) == 1 and not same else None
+    for column in (1, 2):
+        same = [p[0] for p in people if p[column] == folded]
+        if same:
+            return same[0] if len(same) == 1 else None
+    if exact:
+        return None
+    partial = [i for i, name, _ in people if folded in name]
+    return partial[0] if len(partial) == 1 else None

@@ -294,7 +294,11 @@ async def test_a_key_date_names_its_person_exactly(store):
     [king] = await store.upsert_cards("a", [card("1", "Stephen King")], {})
     holiday = KeyDate("h|birthday", "King", "birthday", "--06-08")  # "King's Birthday"
     assert await store.record("holidays", dates=[holiday]) == set()
-    await store.upsert_cards("a", [card("1", "Stephen King", nickname="King")], {})
     assert (await store.person_states([king]))[0].birthday == ""
     # An interaction still finds the one person whose name holds it.
     assert await store.record("j", [Interaction("x", "King", NOW, "in")]) == {king}
+    # A nickname is a name too ("Mum's birthday"), once the card says so.
+    mum = KeyDate("m|birthday", "Mum", "birthday", "1960-03-01")
+    assert await store.record("family", dates=[mum]) == set()
+    [maria] = await store.upsert_cards("a", [card("2", "Maria Lima", nickname="Mum")], {})
+    assert (await store.person_states([maria]))[0].birthday == "1960-03-01"
