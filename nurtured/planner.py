@@ -36,7 +36,7 @@ class PersonState:
     contact and everything after it; older history does not change the plan.
     `last_nudge_at` is when a cadence nudge for this person last went out,
     `nudged` when each occasion (birthday, follow_up…) last did.
-    `upcoming` are the starts of meetings scheduled with them, soonest first;
+    `upcoming` are the meetings scheduled with them (a title as note), soonest first;
     `last_meeting` the last one that took place. `birthday` and `anniversary`
     are as the address book wrote them.
     """
@@ -55,7 +55,7 @@ class PersonState:
     skipped_at: datetime | None = None
     last_nudge_at: datetime | None = None
     nudged: dict[str, datetime] = field(default_factory=dict)
-    upcoming: tuple[datetime, ...] = ()
+    upcoming: tuple[Contact, ...] = ()
     last_meeting: datetime | None = None
     birthday: str = ""
     anniversary: str = ""
@@ -73,12 +73,13 @@ class Plan:
     last_contact: Contact | None = None
 
 
-def _day(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d")
+def _day(moment: datetime, tz: tzinfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d")
 
 
-def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
-    """Plan one person's next nudge under the first rule that selects them."""
+def plan(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzinfo = UTC) -> Plan:
+    """Plan one person's next nudge under the first rule that selects them (days in
+    its reason are days in `tz`)."""
     past = [c for c in person.history if c.at <= now]
     last = past[-1] if past else None
     rule = first_match(rules, person.name, person.tags, person.emails)
@@ -112,7 +113,7 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
         kind, step = LIGHT_TOUCH, pull_back.pause
         due = outs[-1].at + step
         reason = (
-            f"{len(outs)} outreaches without an answer since {_day(outs[0].at)}:"
+            f"{len(outs)} outreaches without an answer since {_day(outs[0].at, tz)}:"
             f" pulling back {format_duration(step)} after the last, then a light touch"
         )
     else:
@@ -121,18 +122,18 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
             due = person.first_seen + step
             reason = (
                 f"every {format_duration(step)}; no contact yet,"
-                f" first seen {_day(person.first_seen)}"
+                f" first seen {_day(person.first_seen, tz)}"
             )
         else:
             due = last.at + step
             reason = (
                 f"every {format_duration(step)} after the last contact"
-                f" ({last.direction} {last.channel}, {_day(last.at)})"
+                f" ({last.direction} {last.channel}, {_day(last.at, tz)})"
             )
 
     if person.skipped_at and person.skipped_at + step > due:
         due = person.skipped_at + step
-        reason += f"; skipped on {_day(person.skipped_at)}"
+        reason += f"; skipped on {_day(person.skipped_at, tz)}"
     # A snooze after the last nudge is the user's answer to it: it replaces renotify.
     snoozed = person.snoozed_until and (
         person.last_nudge_at is None or person.snoozed_until > person.last_nudge_at
@@ -140,20 +141,20 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime) -> Plan:
     if person.last_nudge_at and person.last_nudge_at >= due and not snoozed:
         due = person.last_nudge_at + rule.renotify
         reason += (
-            f"; reminded on {_day(person.last_nudge_at)} without a contact since:"
+            f"; reminded on {_day(person.last_nudge_at, tz)} without a contact since:"
             f" again after {format_duration(rule.renotify)}"
         )
     if person.snoozed_until and person.snoozed_until > due:
         due = person.snoozed_until
-        reason += f"; snoozed until {_day(due)}"
+        reason += f"; snoozed until {_day(due, tz)}"
     if person.paused and person.paused_until and person.paused_until > due:
         due = person.paused_until
-        reason += f"; paused until {_day(due)}"
+        reason += f"; paused until {_day(due, tz)}"
     # No nagging about someone you will see soon: the meeting resets the clock.
-    meeting = next((m for m in person.upcoming if m > now), None)
+    meeting = next((m.at for m in person.upcoming if m.at > now), None)
     if kind == CADENCE and meeting and meeting <= due + rule.grace:
         due = meeting + step
-        reason = f"held back: you meet on {_day(meeting)}; then every {format_duration(step)}"
+        reason = f"held back: you meet on {_day(meeting, tz)}; then every {format_duration(step)}"
     return planned(kind, due, reason)
 
 
@@ -182,19 +183,37 @@ def occasions(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzi
             wrote = any(c.direction == "out" for c in after_meeting)
             if due is None or wrote or (done and done >= due) or due < now - timedelta(days=7):
                 due = None
-            reason = f"follow up on the meeting of {_day(person.last_meeting)}" if due else ""
+            reason = f"follow up on the meeting of {_day(person.last_meeting, tz)}" if due else ""
         else:  # brief
-            meeting = next((m for m in person.upcoming if m > now), None)
-            due = meeting - lead if meeting else None
+            meeting = next((m for m in person.upcoming if m.at > now), None)
+            due = meeting.at - lead if meeting else None
             if due is not None and done and done >= due:
                 due = None
-            reason = f"you meet on {meeting:%Y-%m-%d %H:%M}" if due and meeting else ""
+            reason = _meeting(meeting, tz) if due and meeting else ""
+            if reason and _open_follow_up(person, rules):
+                assert person.last_meeting is not None
+                reason += f"; not yet followed up: the meeting of {_day(person.last_meeting, tz)}"
         if due is not None:
             if person.paused and person.paused_until and person.paused_until > due:
                 continue  # paused over it: this occurrence is skipped
             last = next((c for c in reversed(person.history) if c.at <= now), None)
             found.append(Plan(rule.name, kind, due, reason, last_contact=last))
     return found
+
+
+def _open_follow_up(person: PersonState, rules: Sequence[Rule]) -> bool:
+    """A follow-up rule applies and you have not written since the last meeting."""
+    if person.last_meeting is None:
+        return False
+    if first_match(rules, person.name, person.tags, person.emails, "follow_up") is None:
+        return False
+    return not any(c.direction == "out" and c.at > person.last_meeting for c in person.history)
+
+
+def _meeting(meeting: Contact, tz: tzinfo) -> str:
+    """The brief's reason, in the user's time: "you meet on Wed 25 Nov at 14:00: Review"."""
+    at = meeting.at.astimezone(tz)
+    return f"you meet on {at:%a %-d %b at %H:%M}" + (f": {meeting.note}" if meeting.note else "")
 
 
 def _next_anniversary(

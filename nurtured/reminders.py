@@ -38,7 +38,7 @@ async def replan(
     """
     rules, tz = config.rules, config.timezone
     plans = [
-        (s, [planner.plan(s, rules, now), *planner.occasions(s, rules, now, tz)])
+        (s, [planner.plan(s, rules, now, tz), *planner.occasions(s, rules, now, tz)])
         for s in await store.person_states(people, until=now)
     ]
     await store.save_plans([(s.id, ps) for s, ps in plans])

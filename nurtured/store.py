@@ -710,9 +710,9 @@ class Store:
             "  AND r.kind IN ('cadence', 'light_touch')),"
             " (SELECT json_group_object(kind, sent) FROM (SELECT kind, max(sent_at) AS sent"
             "  FROM reminders r WHERE r.person_id = p.id AND sent_at IS NOT NULL GROUP BY kind)),"
-            " (SELECT json_group_array(at) FROM (SELECT at FROM interactions i"
-            "  WHERE i.person_id = p.id AND i.channel = 'meeting' AND i.at > ?"
-            "  ORDER BY at LIMIT 3)),"
+            " (SELECT json_group_array(json_array(at, note)) FROM (SELECT at, note"
+            "  FROM interactions i WHERE i.person_id = p.id AND i.channel = 'meeting'"
+            "  AND i.at > ? ORDER BY at LIMIT 3)),"
             " (SELECT max(at) FROM interactions i WHERE i.person_id = p.id"
             "  AND i.channel = 'meeting' AND i.at <= ?),"
             f" {_key_date('birthday')}, {_key_date('anniversary')}"
@@ -745,7 +745,8 @@ class Store:
                 paused_until=dt(r[8]), snoozed_until=dt(r[9]), skipped_at=dt(r[10]),
                 last_nudge_at=dt(r[11]),
                 nudged={k: dt(v) for k, v in json.loads(r[12] or "{}").items()},
-                upcoming=tuple(dt(a) for a in json.loads(r[13] or "[]")),
+                upcoming=tuple(Contact(dt(a), "mutual", "meeting", note)
+                               for a, note in json.loads(r[13] or "[]")),
                 last_meeting=dt(r[14]), birthday=r[15], anniversary=r[16],
             )
             for r in person_rows
@@ -1137,9 +1138,7 @@ def _card_data(card: Card) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
-def _by_name(
-    people: Sequence[tuple[int, str, str]], text: str, exact: bool = False
-) -> int | None:
+def _by_name(people: Sequence[tuple[int, str, str]], text: str, exact: bool = False) -> int | None:
     """The one person a name means: the one with exactly that name, else the one whose
     nickname (or given name) it is, else (unless `exact`) the one whose name holds it.
 

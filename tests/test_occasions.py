@@ -3,6 +3,7 @@ a cadence: pure planning with an injected clock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -104,13 +105,29 @@ def test_follow_up_the_day_after_a_meeting_unless_you_already_wrote():
     assert occasions(person(history=history, last_meeting=met, nudged=done), lag, NOW, LISBON) == []
 
 
-def test_brief_before_a_meeting_once():
-    meeting = NOW + timedelta(days=1)
+def test_brief_before_a_meeting_once_saying_which_meeting_in_local_time():
+    at = datetime(2026, 6, 2, 23, 30, tzinfo=UTC)  # 00:30 on 3 June in Lisbon (summer time)
+    meeting = Contact(at, "mutual", "meeting", "Budget review")
     lead = [rule(brief=timedelta(hours=2))]
-    [found] = occasions(person(upcoming=(meeting,)), lead, NOW, LISBON)
-    assert found.due_at == meeting - timedelta(hours=2)
-    nudged = {"brief": meeting - timedelta(hours=2)}
-    assert occasions(person(upcoming=(meeting,), nudged=nudged), lead, NOW, LISBON) == []
+    [found] = occasions(person(upcoming=(meeting,)), lead, at - timedelta(days=1), LISBON)
+    assert found.due_at == at - timedelta(hours=2)
+    assert found.reason == "you meet on Wed 3 Jun at 00:30: Budget review"
+    nudged = {"brief": at - timedelta(hours=2)}
+    brief_sent = person(upcoming=(meeting,), nudged=nudged)
+    assert occasions(brief_sent, lead, at - timedelta(days=1), LISBON) == []
+
+
+def test_a_brief_names_a_follow_up_still_open():
+    met = NOW - timedelta(days=5)
+    meeting = Contact(NOW + timedelta(hours=3), "mutual", "meeting", "Review")
+    rules = [rule(brief=timedelta(hours=4), follow_up=timedelta(days=1))]
+    history = (Contact(met, "mutual", "meeting"),)
+    ana = person(history=history, last_meeting=met, upcoming=(meeting,))
+    brief = next(p for p in occasions(ana, rules, NOW, LISBON) if p.kind == "brief")
+    assert brief.reason.endswith("; not yet followed up: the meeting of 2027-03-27")
+    wrote = replace(ana, history=(*history, Contact(met + timedelta(days=1), "out", "email")))
+    brief = next(p for p in occasions(wrote, rules, NOW, LISBON) if p.kind == "brief")
+    assert "followed up" not in brief.reason
 
 
 def test_an_upcoming_meeting_holds_back_the_cadence_nudge():
@@ -118,12 +135,19 @@ def test_an_upcoming_meeting_holds_back_the_cadence_nudge():
     last = Contact(NOW - timedelta(days=29), "mutual", "call")
     plain = plan(person(history=(last,)), [cadence], NOW)
     assert plain.due_at == NOW + timedelta(days=1)
-    meeting = NOW + timedelta(days=10)  # within the 14-day grace
+    meeting = Contact(NOW + timedelta(days=10), "mutual", "meeting")  # within the 14-day grace
     held = plan(person(history=(last,), upcoming=(meeting,)), [cadence], NOW)
-    assert held.due_at == meeting + timedelta(days=30)
+    assert held.due_at == meeting.at + timedelta(days=30)
     assert "held back" in held.reason
-    far = NOW + timedelta(days=40)  # beyond the grace: nudge as usual
+    far = Contact(NOW + timedelta(days=40), "mutual", "meeting")  # beyond the grace
     assert plan(person(history=(last,), upcoming=(far,)), [cadence], NOW).due_at == plain.due_at
+
+
+def test_days_in_a_reason_are_days_where_the_user_lives():
+    cadence = Rule("r", Match(), timedelta(days=30))
+    late = Contact(datetime(2026, 5, 31, 23, 30, tzinfo=UTC), "out", "call")  # 1 June in Lisbon
+    assert "2026-06-01" in plan(person(history=(late,)), [cadence], NOW, LISBON).reason
+    assert "2026-05-31" in plan(person(history=(late,)), [cadence], NOW).reason  # UTC
 
 
 def test_kinds_are_independent_and_each_decided_by_its_first_rule():
