@@ -76,6 +76,7 @@ def _person_json(p: PersonRow, config: Config) -> dict[str, Any]:
         "paused": p.paused,
         "paused_until": _iso(p.paused_until, config),
         "stage": p.stage,
+        "health": p.health["score"] if p.health else None,
         "rule": p.rule,
         "reason": p.reason,
     }
@@ -94,10 +95,14 @@ def _people_table(people: Sequence[PersonRow], config: Config) -> str:
             if p.paused_until
             else ("yes" if p.paused else "-"),
             p.stage or "-",
+            str(p.health["score"]) if p.health else "-",
         )
         for p in people
     ]
-    headers = ("NAME", "TAGS", "LAST CONTACT", "NEXT DUE", "KIND", "UNANSWERED", "PAUSED", "STAGE")
+    headers = (
+        "NAME", "TAGS", "LAST CONTACT", "NEXT DUE", "KIND", "UNANSWERED", "PAUSED", "STAGE",
+        "HEALTH",
+    )  # fmt: skip
     return _table(headers, rows)
 
 
@@ -193,6 +198,7 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
             cards=[{"source": s, "uid": u, **d} for s, u, d in cards],
             identifiers=[{"kind": k, "value": v} for k, v in identifiers],
             dates=dates,
+            health_parts=p.health,
             timeline=timeline,
             reciprocity={
                 "they_answer": _side_json(balance.they_answer),
@@ -213,6 +219,10 @@ async def cmd_show(args: argparse.Namespace, config: Config, store: Store) -> in
     print(f"  next: {p.kind or 'nothing planned'} {_day(p.next_due, config) if p.next_due else ''}")
     print(f"  why: {p.reason}")
     print(f"  unanswered outreaches: {p.unanswered}")
+    if h := p.health:
+        print(f"  stage: {h['stage']} ({h['why']})")
+        print(f"  health: {h['score']}/100: time {h['time']}, intensity {h['intensity']},"
+              f" reciprocity {h['reciprocity']}, trust {h['trust']}")  # fmt: skip
     for d in dates:
         print(f"  {d['kind']}: {d['day']}  (from {d['source']})")
     they, you = _side_text(balance.they_answer), _side_text(balance.you_answer)

@@ -27,7 +27,7 @@ from nurtured import plugins, reminders, systemd
 from nurtured.clock import Clock
 from nurtured.config import Config, ConfigError, Source
 from nurtured.notify import Notifier, Redactor
-from nurtured.planner import in_quiet_hours
+from nurtured.planner import in_quiet_hours, next_day
 from nurtured.store import Store
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class Daemon:
                 systemd.notify("READY=1", f"STATUS={self._status_line()}")
                 log.info("nurtured is running: %s", self._status_line())
                 tasks.create_task(self._schedule(sources_read))
+                tasks.create_task(self._daily())
                 tasks.create_task(self._watch_config())
                 if interval := systemd.watchdog_interval():
                     tasks.create_task(self._watchdog(interval))
@@ -262,6 +263,17 @@ class Daemon:
         """Something about these people changed: replan them and let the scheduler look."""
         await reminders.replan(self.store, self.config, self.clock.now(), people)
         self.wake.set()
+
+    async def _daily(self) -> None:
+        """Everyone is judged anew after each local midnight: health and stage move with
+        time even when nothing happens."""
+        midnight = next_day(self.clock.now(), self.config.timezone)
+        while True:
+            left = min(midnight - self.clock.now(), MAX_SLEEP)  # short steps: suspend, jumps
+            await asyncio.sleep(max(left.total_seconds(), 0))
+            if self.clock.now() >= midnight:
+                await self.changed(None)
+                midnight = next_day(self.clock.now(), self.config.timezone)
 
     async def _schedule(self, sources_read: asyncio.Future[None]) -> None:
         # Nudge only once the sources have read what they have: the most overdue

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from nurtured.clock import format_duration
+from nurtured.health import Pulse
 from nurtured.rules import OCCASIONS, Rule, first_match
 
 CADENCE = "cadence"
@@ -59,6 +60,7 @@ class PersonState:
     last_meeting: datetime | None = None
     birthday: str = ""
     anniversary: str = ""
+    pulse: Pulse | None = None  # what health and stage are judged from
 
 
 @dataclass(frozen=True, slots=True)

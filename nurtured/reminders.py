@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from nurtured import messages, planner
+from nurtured import health, messages, planner
 from nurtured.config import Config
 from nurtured.notify import Notifier
 from nurtured.store import Reminder, Store
@@ -34,14 +34,22 @@ async def replan(
 ) -> list[tuple[planner.PersonState, list[planner.Plan]]]:
     """Recompute and store the plans of some people, or of everyone (None).
 
-    Each person has a cadence plan, then their occasions (birthday, follow-up…).
+    Each person has a cadence plan, then their occasions (birthday, follow-up…),
+    and their health and stage are judged anew.
     """
     rules, tz = config.rules, config.timezone
+    by_name = {r.name: r for r in rules}
     plans = [
         (s, [planner.plan(s, rules, now, tz), *planner.occasions(s, rules, now, tz)])
         for s in await store.person_states(people, until=now)
     ]
-    await store.save_plans([(s.id, ps) for s, ps in plans])
+    assessed = {}
+    for s, (cadence, *_) in plans:
+        if s.pulse is not None:
+            rule = by_name.get(cadence.rule or "")
+            every = rule.every if rule else None
+            assessed[s.id] = health.assess(s.pulse, every, cadence.unanswered, now)
+    await store.save_plans([(s.id, ps) for s, ps in plans], assessed)
     return plans
 
 

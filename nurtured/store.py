@@ -14,13 +14,14 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from nurtured.health import HALF, YEAR, Health, Pulse
 from nurtured.model import Card, Interaction, KeyDate
 from nurtured.planner import Contact, PersonState, Plan
 
@@ -152,6 +153,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX dates_person ON dates(person_id, kind);
     CREATE INDEX dates_unresolved ON dates(who_key) WHERE person_id IS NULL;
     """,
+    """
+    ALTER TABLE people ADD COLUMN health TEXT;
+    """,
 )
 
 #: Reminder states that end a nudge; before them: due, sending, failed, sent.
@@ -244,6 +248,7 @@ class PersonRow:
     unanswered: int
     last_contact: datetime | None
     stage: str | None
+    health: dict[str, Any] | None  # score, its four parts, stage and why (`health.Health`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +271,7 @@ class Reminder:
 
 _PERSON_COLUMNS = (
     "id, name, preferred, tags, emails, notes, first_seen, paused, paused_until,"
-    " snoozed_until, rule, kind, next_due, reason, unanswered, last_contact, stage"
+    " snoozed_until, rule, kind, next_due, reason, unanswered, last_contact, stage, health"
 )
 _REMINDER_COLUMNS = (
     "id, person_id, rule, kind, due_at, state, tag, title, body, delivered, attempts,"
@@ -278,6 +283,7 @@ def _person_row(r: Sequence[Any]) -> PersonRow:
     return PersonRow(
         r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], dt(r[6]), bool(r[7]),
         dt(r[8]), dt(r[9]), r[10], r[11], dt(r[12]), r[13], r[14], dt(r[15]), r[16],
+        json.loads(r[17]) if r[17] else None,
     )  # fmt: skip
 
 
@@ -737,6 +743,7 @@ class Store:
         history: dict[int, list[Contact]] = {}
         for person, at, direction, channel, note in history_rows:
             history.setdefault(person, []).append(Contact(dt(at), direction, channel, note))
+        pulses = await self._pulses(ids, until or datetime.now(UTC))
         return [
             PersonState(
                 id=r[0], name=r[1], first_seen=dt(r[2]), preferred=r[3],
@@ -748,11 +755,37 @@ class Store:
                 upcoming=tuple(Contact(dt(a), "mutual", "meeting", note)
                                for a, note in json.loads(r[13] or "[]")),
                 last_meeting=dt(r[14]), birthday=r[15], anniversary=r[16],
+                pulse=_pulse(pulses.get(r[0]), dt(r[2])),
             )
             for r in person_rows
         ]  # fmt: skip
 
-    async def save_plans(self, plans: Sequence[tuple[int, Sequence[Plan]]]) -> None:
+    async def _pulses(self, ids: list[int] | None, now: datetime) -> dict[int, Sequence[Any]]:
+        """What `health.Pulse` counts of each person's history up to `now`, in one pass."""
+        year, half = ts(now - YEAR), ts(now - HALF)
+        sql = (
+            "SELECT person_id, min(at), max(CASE WHEN direction != 'out' THEN at END),"
+            " sum(direction != 'out'),"
+            " sum(CASE WHEN at > ?1 THEN (CASE WHEN channel IN ('meeting', 'call') THEN 3"
+            "  ELSE 1 END) ELSE 0 END),"
+            " sum(at > ?1 AND direction = 'out'), sum(at > ?1 AND direction = 'in'),"
+            " count(DISTINCT CASE WHEN at > ?1 AND direction != 'out' THEN substr(at, 1, 7) END),"
+            " sum(at > ?2 AND direction != 'out'),"
+            " sum(at > ?3 AND at <= ?2 AND direction != 'out')"
+            " FROM interactions WHERE person_id IS NOT NULL AND at <= ?4 {} GROUP BY person_id"
+        )
+        windows = (year, half, ts(now - 2 * HALF), ts(now))
+        if ids is None:
+            rows = await self._all(sql.format(""), windows)
+        else:
+            rows = await self._all_in(sql.format("AND person_id IN ({})"), ids, windows)
+        return {r[0]: r[1:] for r in rows}
+
+    async def save_plans(
+        self,
+        plans: Sequence[tuple[int, Sequence[Plan]]],
+        health: dict[int, Health] | None = None,
+    ) -> None:
         """Store each person's plans: the cadence plan first, then their occasions.
 
         `status` shows the soonest nudge (or the cadence plan's reason when none
@@ -784,6 +817,10 @@ class Store:
                     for rid, person, kind, due in waiting
                     if (person, kind, due) not in wanted
                 ],
+            )
+            await self.db.executemany(
+                "UPDATE people SET stage = ?, health = ? WHERE id = ?",
+                [(h.stage, json.dumps(asdict(h)), person) for person, h in (health or {}).items()],
             )
 
     async def next_due(self, after: datetime) -> datetime | None:
@@ -1117,6 +1154,14 @@ class Store:
     async def meta(self, key: str) -> Any:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return json.loads(row[0]) if row else None
+
+
+def _pulse(row: Sequence[Any] | None, first_seen: datetime) -> Pulse:
+    if row is None:
+        return Pulse(first_seen)
+    first, last_two_way, *counts = row
+    known = min(first_seen, dt(first) or first_seen)
+    return Pulse(known, dt(last_two_way), *(int(c or 0) for c in counts))
 
 
 def _key_date(kind: str) -> str:

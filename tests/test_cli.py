@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import TIMEZONE, Home, HttpSink, days_ago, now, nurtured, parse_time
 
+from nurtured.health import STAGES
+
 EVERYONE = {"Alice Moreau", "Alicia Ramos", "Bruno Costa", "Charles Okafor", "Diana Evans"}
 NO_RULE = "Zoe Quinn"
 PERSON_KEYS = {
@@ -154,6 +156,14 @@ def test_status_json_has_every_person_with_iso_times(book: Home) -> None:
     zoe = people[NO_RULE]
     assert zoe["rule"] is None and zoe["kind"] is None and zoe["next_due"] is None
     assert zoe["tags"] == []
+
+    # Every person has a stage and a health score; Chuck has never written back.
+    assert all(p["stage"] in STAGES and 0 <= p["health"] <= 100 for p in people.values())
+    assert chuck["stage"] == "acquaintance"
+    shown = book.json("show", "Chuck")["health_parts"]
+    assert shown["stage"] == "acquaintance" and shown["why"] == "0 two-way contact(s) so far"
+    assert shown["reciprocity"] == 0  # you wrote, he never did
+    assert "health: " in book.cli("show", "Chuck").stdout
 
 
 def test_status_table(book: Home) -> None:

@@ -8,10 +8,11 @@ user would see it, through `nurtured status --json` and friends.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -520,3 +521,37 @@ def test_a_birthday_calendar_brings_the_birthday_nudge(home: Home, sink: HttpSin
     assert home.json("show", "Alice")["dates"] == [
         {"kind": "birthday", "day": f"1990-{day:%m-%d}", "source": source["name"]}
     ]
+
+
+# -- once a day ---------------------------------------------------------------------------------
+
+
+async def test_everyone_is_judged_anew_after_local_midnight() -> None:
+    from types import SimpleNamespace
+
+    from nurtured.clock import FixedClock
+    from nurtured.daemon import Daemon
+
+    lisbon = ZoneInfo(TIMEZONE)
+    midnight = datetime(2026, 6, 2, tzinfo=lisbon)  # 23:00 UTC the day before
+    clock = FixedClock((midnight - timedelta(seconds=0.2)).astimezone(UTC))
+    calls: list[set[int] | None] = []
+
+    async def changed(people: set[int] | None) -> None:
+        calls.append(people)
+
+    daemon = SimpleNamespace(clock=clock, config=SimpleNamespace(timezone=lisbon), changed=changed)
+    task = asyncio.create_task(Daemon._daily(daemon))  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.5)
+        assert calls == []  # the clock has not reached midnight yet
+        clock.advance(timedelta(seconds=1))
+        for _ in range(50):
+            if calls:
+                break
+            await asyncio.sleep(0.05)
+        assert calls == [None]  # everyone, once
+        await asyncio.sleep(0.5)
+        assert calls == [None]  # the next midnight is a day away
+    finally:
+        task.cancel()

@@ -302,3 +302,34 @@ async def test_a_key_date_names_its_person_exactly(store):
     assert await store.record("family", dates=[mum]) == set()
     [maria] = await store.upsert_cards("a", [card("2", "Maria Lima", nickname="Mum")], {})
     assert (await store.person_states([maria]))[0].birthday == "1960-03-01"
+
+
+async def test_pulse_counts_a_persons_history_for_health(store):
+    from nurtured.health import Pulse
+
+    [pid] = await store.upsert_cards("a", [card("1", "Ana", emails=("a@x.org",))], {})
+    contacts = [
+        (400, "in", "email"),  # more than a year ago: only "ever" and the first contact
+        (300, "mutual", "meeting"),  # the half-year before this one
+        (250, "out", "email"),
+        (100, "in", "message"),  # this half-year
+        (40, "mutual", "call"),
+        (10, "out", "email"),
+        (-5, "mutual", "meeting"),  # planned: not counted yet
+    ]
+    await store.record("j", [
+        Interaction(f"i{n}", "a@x.org", NOW - timedelta(days=d), direction, channel)
+        for n, (d, direction, channel) in enumerate(contacts)
+    ])  # fmt: skip
+    [state] = await store.person_states([pid], until=NOW)
+    assert state.pulse == Pulse(
+        known_since=NOW - timedelta(days=400),
+        last_two_way=NOW - timedelta(days=40),
+        two_way=4,
+        weight=3 + 1 + 1 + 3 + 1,
+        outs=2,
+        ins=1,
+        months=3,
+        recent=2,
+        before=1,
+    )
