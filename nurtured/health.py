@@ -66,6 +66,9 @@ class Health:
     stage: str
     why: str  # the stage, in a few words
 
+    def as_dict(self) -> dict[str, int | str]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
 
 def assess(pulse: Pulse, every: timedelta | None, unanswered: int, now: datetime) -> Health:
     """The health and stage of one relationship."""

@@ -14,7 +14,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -820,7 +820,7 @@ class Store:
             )
             await self.db.executemany(
                 "UPDATE people SET stage = ?, health = ? WHERE id = ?",
-                [(h.stage, json.dumps(asdict(h)), person) for person, h in (health or {}).items()],
+                [(h.stage, json.dumps(h.as_dict()), p) for p, h in (health or {}).items()],
             )
 
     async def next_due(self, after: datetime) -> datetime | None:
