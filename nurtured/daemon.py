@@ -73,6 +73,8 @@ class Daemon:
         self.stop = asyncio.Event()
         self._reloading = asyncio.Lock()  # a save and a SIGHUP may come together
         self._tasks: asyncio.TaskGroup | None = None
+        # People touched while the sources do their first read: replanned once, at READY.
+        self._deferred: set[int] | None = set()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -99,6 +101,8 @@ class Daemon:
                 self._start_sources(self.config.sources)
                 sources_read = asyncio.ensure_future(self._sources_read())
                 await self._wait(sources_read, READY_TIMEOUT, "saying READY")
+                deferred, self._deferred = self._deferred, None
+                await self.changed(deferred)
                 systemd.notify("READY=1", f"STATUS={self._status_line()}")
                 log.info("nurtured is running: %s", self._status_line())
                 tasks.create_task(self._schedule(sources_read))
@@ -260,7 +264,18 @@ class Daemon:
     # -- planning and delivery ------------------------------------------------------------
 
     async def changed(self, people: set[int] | None) -> None:
-        """Something about these people changed: replan them and let the scheduler look."""
+        """Something about these people changed: replan them and let the scheduler look.
+
+        During the first read of the sources (a cold import hands over thousands of
+        people batch after batch) they are only noted, and replanned once at READY.
+        """
+        if self._deferred is not None:
+            if people is None:
+                await reminders.replan(self.store, self.config, self.clock.now())
+                self._deferred.clear()
+            else:
+                self._deferred |= people
+            return
         await reminders.replan(self.store, self.config, self.clock.now(), people)
         self.wake.set()
 
