@@ -175,9 +175,12 @@ def dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+_NOT_DIGITS = re.compile(r"[^\d+]")
+
+
 def normalize_phone(number: str) -> str:
     """Digits with a leading + kept (00 means +): enough to match the same number."""
-    digits = re.sub(r"[^\d+]", "", number)
+    digits = _NOT_DIGITS.sub("", number)
     if digits.startswith("00"):
         digits = "+" + digits[2:]
     return digits[:1] + digits[1:].replace("+", "")
@@ -397,7 +400,9 @@ class Store:
                     (source,),
                 )
             )
-            wanted = {i for c in cards if c.uid not in owner for i in card_identifiers(c)}
+            identifiers = [card_identifiers(c) for c in cards]
+            wanted = {i for c, ids in zip(cards, identifiers, strict=True) if c.uid not in owner
+                      for i in ids}  # fmt: skip
             known: dict[tuple[str, str], int] = {}
             for kind in ("email", "phone", "uid"):
                 values = [v for k, v in wanted if k == kind]
@@ -411,8 +416,7 @@ class Store:
 
             new_people, card_rows, id_rows, touched = [], [], [], set()
             fresh: dict[int, dict[str, dict[str, Any]]] = {}  # new people: all their cards
-            for card in cards:
-                ids = card_identifiers(card)
+            for card, ids in zip(cards, identifiers, strict=True):
                 person = owner.get(card.uid) or next((known[i] for i in ids if i in known), None)
                 if person is None:
                     person, next_id = next_id, next_id + 1
