@@ -271,8 +271,8 @@ class Daemon:
         """
         if self._deferred is not None:
             if people is None:
+                self._deferred.clear()  # first: people noted while this runs are kept
                 await reminders.replan(self.store, self.config, self.clock.now())
-                self._deferred.clear()
             else:
                 self._deferred |= people
             return
@@ -287,7 +287,10 @@ class Daemon:
             left = min(midnight - self.clock.now(), MAX_SLEEP)  # short steps: suspend, jumps
             await asyncio.sleep(max(left.total_seconds(), 0))
             if self.clock.now() >= midnight:
-                await self.changed(None)
+                try:
+                    await self.changed(None)
+                except Exception:  # a locked database must not stop the daemon
+                    log.exception("the daily replan failed; trying again tomorrow")
                 midnight = next_day(self.clock.now(), self.config.timezone)
 
     async def _schedule(self, sources_read: asyncio.Future[None]) -> None:

@@ -11,16 +11,17 @@ one line (`show` prints them):
 - reciprocity: who initiates over the last year (your outreaches against
   theirs; meetings and calls are both sides at once), less 20 for each
   outreach of yours that is still unanswered;
-- trust: longevity (known for five years: full) and regularity (the share
-  of the last twelve months with a two-way contact).
+- trust: longevity (known for five years: full) and regularity (calendar
+  months, UTC, with a two-way contact in the last 365 days, out of twelve).
 
 The stage follows Levinger's model of a relationship, judged in this order:
 
-- ending: no two-way contact for a year, and at least four cadence periods;
+- ending: there was two-way contact, but none for a year and at least four
+  cadence periods (someone who never answered stays an acquaintance);
 - acquaintance: fewer than three two-way contacts so far;
 - deterioration: the last two-way contact is more than two periods ago, two
   outreaches in a row went unanswered, or the last half-year has less than
-  half the two-way contact of the half-year before;
+  half the two-way contact of the half-year before (when that had two or more);
 - buildup: known for less than a year, or the last half-year has clearly
   more two-way contact than the one before;
 - continuation: otherwise, a relationship that holds.

@@ -160,6 +160,9 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzinfo =
     return planned(kind, due, reason)
 
 
+FOLLOW_UP_EXPIRY = timedelta(days=7)  # a follow-up not sent by then is let go
+
+
 def occasions(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzinfo) -> list[Plan]:
     """The date-bound nudges of one person: birthday, anniversary, follow-up, brief.
 
@@ -178,12 +181,8 @@ def occasions(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzi
             due = None if when is None else when[0]
             reason = "" if when is None else f"{kind} on {when[1]}{when[2]}"
         elif kind == "follow_up":
-            after_meeting = [
-                c for c in person.history if person.last_meeting and c.at > person.last_meeting
-            ]
-            due = person.last_meeting + lead if person.last_meeting else None
-            wrote = any(c.direction == "out" for c in after_meeting)
-            if due is None or wrote or (done and done >= due) or due < now - timedelta(days=7):
+            due = _follow_up(person, lead, now)
+            if due is not None and done and done >= due:
                 due = None
             reason = f"follow up on the meeting of {_day(person.last_meeting, tz)}" if due else ""
         else:  # brief
@@ -192,7 +191,8 @@ def occasions(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzi
             if due is not None and done and done >= due:
                 due = None
             reason = _meeting(meeting, tz) if due and meeting else ""
-            if reason and _open_follow_up(person, rules):
+            follow = first_match(rules, person.name, person.tags, person.emails, "follow_up")
+            if reason and follow and _follow_up(person, follow.occasions["follow_up"], now):
                 assert person.last_meeting is not None
                 reason += f"; not yet followed up: the meeting of {_day(person.last_meeting, tz)}"
         if due is not None:
@@ -203,13 +203,14 @@ def occasions(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzi
     return found
 
 
-def _open_follow_up(person: PersonState, rules: Sequence[Rule]) -> bool:
-    """A follow-up rule applies and you have not written since the last meeting."""
-    if person.last_meeting is None:
-        return False
-    if first_match(rules, person.name, person.tags, person.emails, "follow_up") is None:
-        return False
-    return not any(c.direction == "out" and c.at > person.last_meeting for c in person.history)
+def _follow_up(person: PersonState, lag: timedelta, now: datetime) -> datetime | None:
+    """When to follow up on the last meeting: `lag` after it, unless you have been in
+    touch since (either way); a week past that, it is let go."""
+    met = person.last_meeting
+    if met is None or any(c.at > met for c in person.history):
+        return None
+    due = met + lag
+    return due if due >= now - FOLLOW_UP_EXPIRY else None
 
 
 def _meeting(meeting: Contact, tz: tzinfo) -> str:

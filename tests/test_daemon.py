@@ -555,3 +555,26 @@ async def test_everyone_is_judged_anew_after_local_midnight() -> None:
         assert calls == [None]  # the next midnight is a day away
     finally:
         task.cancel()
+
+
+async def test_people_noted_during_a_full_replan_in_the_first_read_are_kept(tmp_path) -> None:
+    from nurtured import config as configuration
+    from nurtured.clock import Clock
+    from nurtured.daemon import Daemon
+    from nurtured.notify import Redactor
+    from nurtured.store import Store
+
+    (tmp_path / "config.yaml").write_text(
+        "state_dir: ./state\nrules:\n  - {name: all, every: 30d}\nnotify:\n  - url: console://\n"
+    )
+    cfg = configuration.load(tmp_path / "config.yaml")
+    store = await Store.open(tmp_path / "state")
+    try:
+        daemon = Daemon(cfg, store, Clock(), Redactor())
+        everyone = asyncio.create_task(daemon.changed(None))  # a reload while sources read
+        await asyncio.sleep(0)  # it has started, and waits on the database
+        await daemon.changed({42})  # a source's batch arrives meanwhile
+        await everyone
+        assert daemon._deferred == {42}  # still to be replanned at READY
+    finally:
+        await store.close()

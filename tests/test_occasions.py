@@ -103,6 +103,14 @@ def test_follow_up_the_day_after_a_meeting_unless_you_already_wrote():
     assert occasions(person(history=wrote, last_meeting=met), lag, NOW, LISBON) == []
     done = {"follow_up": met + timedelta(days=1)}
     assert occasions(person(history=history, last_meeting=met, nudged=done), lag, NOW, LISBON) == []
+    # The store keeps history from the last two-way contact on: your mail after the
+    # meeting is gone once they answered it; their answer alone says you were in touch.
+    answered = (Contact(met + timedelta(hours=5), "in", "email"),)
+    assert occasions(person(history=answered, last_meeting=met), lag, NOW, LISBON) == []
+    # A week past its day, a follow-up not sent is let go.
+    long_ago = NOW - timedelta(days=9)
+    old = (Contact(long_ago, "mutual", "meeting"),)
+    assert occasions(person(history=old, last_meeting=long_ago), lag, NOW, LISBON) == []
 
 
 def test_brief_before_a_meeting_once_saying_which_meeting_in_local_time():
@@ -127,6 +135,10 @@ def test_a_brief_names_a_follow_up_still_open():
     assert brief.reason.endswith("; not yet followed up: the meeting of 2027-03-27")
     wrote = replace(ana, history=(*history, Contact(met + timedelta(days=1), "out", "email")))
     brief = next(p for p in occasions(wrote, rules, NOW, LISBON) if p.kind == "brief")
+    assert "followed up" not in brief.reason
+    before = NOW - timedelta(days=90)  # never followed up, and let go long ago
+    long_ago = replace(ana, history=(Contact(before, "mutual", "meeting"),), last_meeting=before)
+    brief = next(p for p in occasions(long_ago, rules, NOW, LISBON) if p.kind == "brief")
     assert "followed up" not in brief.reason
 
 
