@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from conftest import RunningSource, eventually
 
 from nurtured import plugins
@@ -259,3 +261,45 @@ async def test_a_card_copied_into_two_files_lives_until_both_are_gone(tmp_path, 
     assert await source.names() == ["Ana Lima", "Bo Berg"]
     (book / "ana.vcf").unlink()
     await eventually(lambda: _gone(source, "Ana Lima"))
+
+
+JOURNALS = [
+    "- {date: 2026-03-14, person: Ana Lima, direction: met, channel: call, note: Porto}\n",
+    "- date: 2026-03-14 09:30:00\n  person: ana@x.org\n  note: ~\n"
+    "- date: '2026-04-01T09:30'\n  person: +351 912 345 678\n  note: 42\n"
+    '- date: 2026-04-02T10:00:00+02:00\n  person: "Zé"\n  note: yes\n'
+    "- date: !!str 2026-04-03\n  person: Bo\n  note: |\n    two\n    lines\n",
+    "# a journal not started yet\n",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", JOURNALS)
+def test_journal_entries_mean_what_yaml_says(text):
+    from nurtured_plugins.journal import _yaml_entries
+
+    assert [entry for _, entry in _yaml_entries(text)] == (yaml.safe_load(text) or [])
+
+
+def test_journal_entries_that_are_not_flat_are_named_and_the_rest_kept():
+    from nurtured_plugins.journal import _yaml_entries
+
+    text = (
+        "- {date: 2026-03-14, person: Ana}\n"
+        "- just a line\n"
+        "- {date: 2026-03-15, person: [Ana, Bo]}\n"
+        "- &x {date: 2026-03-16, person: Bo}\n"
+        "- {date: 2026-03-17, person: *x}\n"
+        "- {date: 2026-03-18, person: Bo}\n"
+    )
+    assert _yaml_entries(text) == [
+        ("entry 1 (line 1)", {"date": date(2026, 3, 14), "person": "Ana"}),
+        ("entry 2 (line 2)", None),
+        ("entry 3 (line 3)", None),
+        ("entry 4 (line 4)", {"date": date(2026, 3, 16), "person": "Bo"}),
+        ("entry 5 (line 5)", None),
+        ("entry 6 (line 6)", {"date": date(2026, 3, 18), "person": "Bo"}),
+    ]
+    for bad in ("date: 2026-03-14\nperson: Ana\n", "- {date: 1}\n---\n- {date: 2}\n", "hello\n"):
+        with pytest.raises(ValueError):
+            _yaml_entries(bad)
