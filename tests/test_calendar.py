@@ -490,3 +490,29 @@ def test_a_birthday_known_only_by_its_x_property_is_not_overlooked():
         ("Jane Doe", "birthday", "1985-07-04"),
         ("Leon Green", "birthday", "--04-15"),
     ]
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.ics")), ids=lambda p: p.name)
+def test_the_quick_look_never_changes_what_a_calendar_holds(path, monkeypatch):
+    import nurtured.calendar
+
+    def both(text: str) -> tuple[object, object]:
+        quick = read_calendar(text, "t.ics", ME, start=START, end=END, tz=LISBON)
+        with monkeypatch.context() as m:
+            m.setattr(nurtured.calendar, "_nobody_in", lambda *_: False)
+            full = read_calendar(text, "t.ics", ME, start=START, end=END, tz=LISBON)
+        return quick, full
+
+    text = path.read_text("utf-8")
+    quick, full = both(text)
+    assert quick == full
+    if path.name == "personal.ics":  # a calendar as most people keep one
+        assert sorted(m.who for m in full.meetings) == ["Jürgen Müller", "bo@example.org"]
+        assert [(d.who, d.day) for d in full.dates] == [("Ana Lima", "--04-15")]
+    # And event by event: each VEVENT alone in its own calendar, as a vdir holds them.
+    head, _, rest = text.partition("BEGIN:VEVENT")
+    for body in ("BEGIN:VEVENT" + rest).split("BEGIN:VEVENT")[1:]:
+        event = body.split("END:VEVENT")[0]
+        single = f"{head}BEGIN:VEVENT{event}END:VEVENT\r\nEND:VCALENDAR\r\n"
+        quick, full = both(single)
+        assert quick == full, event
