@@ -477,11 +477,17 @@ class Store:
         known = known or {}
         cards: dict[int, list[dict[str, Any]]] = {p: known.get(p, []) for p in people}
         rows = await self._all_in(
-            "SELECT person_id, data FROM cards WHERE person_id IN ({}) ORDER BY source, uid",
+            "SELECT person_id, uid, data FROM cards WHERE person_id IN ({}) ORDER BY source, uid",
             sorted(people - known.keys()),
         )
-        for person, data in rows:
-            cards[person].append(json.loads(data))
+        kept: dict[int, set[tuple[str, str]]] = {}
+        for person, uid, data in rows:
+            card = json.loads(data)
+            cards[person].append(card)
+            kept.setdefault(person, set()).update(card_identifiers(Card(
+                uid, "", emails=tuple(card.get("emails", ())), phones=tuple(card.get("phones", ()))
+            )))  # fmt: skip
+        await self._forget_identifiers(kept)
         updates, gone = [], []
         for person, datas in cards.items():
             if not datas:
@@ -516,6 +522,18 @@ class Store:
             "UPDATE reminders SET state = 'superseded', closed_at = ?"
             " WHERE person_id = ? AND state IN ('due', 'failed')",
             [(ts(datetime.now(UTC)), person) for (person,) in gone],
+        )
+
+    async def _forget_identifiers(self, kept: dict[int, set[tuple[str, str]]]) -> None:
+        """An address no card of a person holds any more stops pointing to them, so it
+        cannot merge them with whoever has it next. (A person with no cards left keeps
+        theirs: the card coming back restores them.)"""
+        rows = await self._all_in(
+            "SELECT kind, value, person_id FROM identifiers WHERE person_id IN ({})", list(kept)
+        )
+        await self.db.executemany(
+            "DELETE FROM identifiers WHERE kind = ? AND value = ?",
+            [(kind, value) for kind, value, person in rows if (kind, value) not in kept[person]],
         )
 
     async def _attach_unresolved(self, cards: Sequence[Card]) -> set[int]:

@@ -333,3 +333,16 @@ async def test_pulse_counts_a_persons_history_for_health(store):
         recent=2,
         before=1,
     )
+
+
+async def test_an_address_a_card_no_longer_holds_stops_merging_people(store):
+    [ana] = await store.upsert_cards("a", [card("1", "Ana", emails=("shared@x.org",))], {})
+    # Ana's card moves to a new address; the old one later belongs to someone else.
+    await store.upsert_cards("a", [card("1", "Ana", emails=("ana@x.org",))], {})
+    [bo] = await store.upsert_cards("b", [card("9", "Bo", emails=("shared@x.org",))], {})
+    assert bo != ana
+    assert set(await store.identifiers_of(ana)) == {("email", "ana@x.org"), ("uid", "1")}
+    # A person whose last card went away keeps theirs, so the card coming back finds them.
+    await store.remove_cards("b", ["9"], {})
+    [again] = await store.upsert_cards("b", [card("9", "Bo", emails=("shared@x.org",))], {})
+    assert again == bo
