@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from nurtured import health, messages, planner
@@ -102,7 +103,7 @@ async def deliver(
         return wake
     by_id = {r.id: r for r in waiting}
     taken = await store.mark_sending([w.id for w in go])  # none closed since we looked
-    batch = [by_id[w.id] for w in go if w.id in taken]
+    batch = await _as_of_now(store, config, [by_id[w.id] for w in go if w.id in taken], now)
 
     # The tag comes from the rule as it is now: a renamed tag must not strand a nudge.
     tags = {r.name: r.notify for r in config.rules}
@@ -144,3 +145,34 @@ async def deliver(
     if sent:  # the next nudge for them waits for `renotify`
         await replan(store, config, now, sent)
     return wake
+
+
+async def _as_of_now(
+    store: Store, config: Config, batch: list[Reminder], now: datetime
+) -> list[Reminder]:
+    """The nudges about to go, written anew as of now: one held back for days by the
+    daily cap or quiet hours must not say how long it has been as of the day it fell
+    due, nor miss a note added since. A nudge whose plan has changed keeps its text."""
+    rules, tz = {r.name: r for r in config.rules}, config.timezone
+    states = {s.id: s for s in await store.person_states({r.person_id for r in batch}, now)}
+    fresh, rows = [], []
+    for reminder in batch:
+        person, rule = states.get(reminder.person_id), rules.get(reminder.rule)
+        plans = (
+            [planner.plan(person, config.rules, now, tz),
+             *planner.occasions(person, config.rules, now, tz)]
+            if person and rule else []
+        )  # fmt: skip
+        plan = next(
+            (p for p in plans if (p.rule, p.kind, p.due_at) == (
+                reminder.rule, reminder.kind, reminder.due_at)),
+            None,
+        )  # fmt: skip
+        if person is None or rule is None or plan is None:
+            fresh.append(reminder)
+            continue
+        message = messages.nudge(person, plan, rule, now, tz)
+        fresh.append(replace(reminder, title=message.title, body=message.body))
+        rows.append((message.title, message.body, reminder.id))
+    await store.rewrite_messages(rows)
+    return fresh

@@ -920,6 +920,14 @@ class Store:
                 taken |= {i for (i,) in rows}
         return taken
 
+    async def rewrite_messages(self, rows: Sequence[tuple[str, str, int]]) -> None:
+        """Keep the text a nudge goes out with: (title, body, reminder id)."""
+        if rows:
+            async with self.transaction():
+                await self.db.executemany(
+                    "UPDATE reminders SET title = ?, body = ? WHERE id = ?", rows
+                )
+
     async def mark_channel(self, ids: Sequence[int], channel: str, now: datetime) -> None:
         """One channel has these nudges: recorded at once, so a crash never resends to it."""
         async with self.transaction():

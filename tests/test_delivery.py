@@ -135,6 +135,24 @@ async def test_daily_cap_sends_the_most_overdue_first(tmp_path, store, sink):
     assert [p.title for p in sink.messages()] == ["Reach out to Bo", "Reach out to Cy"]
 
 
+async def test_a_held_nudge_is_written_as_of_the_day_it_goes(tmp_path, store, sink):
+    config = setup(tmp_path, f"  - url: {sink.url()}", "  max_per_day: 1")
+    notifier = Notifier(config.channels)
+    await people(store, config, 9, 1)  # both due today; the cap lets only Ana's go
+    await run_once(store, config, notifier, NOW)
+    assert [p.title for p in sink.messages()] == ["Reach out to Ana"]
+    # While Bo's nudge waits for tomorrow, his card gains a note.
+    bo = Card(uid="p1", name="Bo Doe", emails=("f1@x.org",), tags=("friends",),
+              note="New job in Porto")  # fmt: skip
+    await store.upsert_cards("book", [bo], {})
+    await run_once(store, config, notifier, NOW + timedelta(days=1))
+    [_, post] = sink.messages()
+    assert post.title == "Reach out to Bo"
+    assert "About Bo: New job in Porto" in post.text
+    [sent] = [r for r in (await store.dump())["reminders"] if r["title"] == "Reach out to Bo"]
+    assert "New job in Porto" in sent["body"]  # what went out is what is kept
+
+
 async def test_digest_batches_at_the_cron_time(tmp_path, store, sink):
     config = setup(tmp_path, f"  - url: {sink.url()}", '  digest: "0 8 * * *"')
     notifier = Notifier(config.channels)
