@@ -160,6 +160,11 @@ def plan(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzinfo =
     return planned(kind, due, reason)
 
 
+def plans(person: PersonState, rules: Sequence[Rule], now: datetime, tz: tzinfo) -> list[Plan]:
+    """Everything planned for one person: the cadence plan first, then their occasions."""
+    return [plan(person, rules, now, tz), *occasions(person, rules, now, tz)]
+
+
 FOLLOW_UP_EXPIRY = timedelta(days=7)  # a follow-up not sent by then is let go
 
 

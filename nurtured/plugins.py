@@ -340,12 +340,16 @@ class FileSet:
 async def ahead(jobs: Iterator[Awaitable[T]]) -> AsyncIterator[T]:
     """Await jobs in order, the next one already running while the caller handles this
     one's result (fetch and parse the next batch while this one is stored)."""
-    upcoming = asyncio.ensure_future(job) if (job := next(jobs, None)) is not None else None
+
+    def start() -> asyncio.Future[T] | None:
+        job = next(jobs, None)
+        return None if job is None else asyncio.ensure_future(job)
+
+    upcoming = start()
     try:
         while upcoming is not None:
             result = await upcoming
-            job = next(jobs, None)
-            upcoming = asyncio.ensure_future(job) if job is not None else None
+            upcoming = start()
             yield result
     finally:
         if upcoming is not None:

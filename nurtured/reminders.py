@@ -40,10 +40,7 @@ async def replan(
     """
     rules, tz = config.rules, config.timezone
     by_name = {r.name: r for r in rules}
-    plans = [
-        (s, [planner.plan(s, rules, now, tz), *planner.occasions(s, rules, now, tz)])
-        for s in await store.person_states(people, until=now)
-    ]
+    plans = [(s, planner.plans(s, rules, now, tz)) for s in await store.person_states(people, now)]
     assessed = {}
     for s, (cadence, *_) in plans:
         if s.pulse is not None:
@@ -154,20 +151,14 @@ async def _as_of_now(
     daily cap or quiet hours must not say how long it has been as of the day it fell
     due, nor miss a note added since. A nudge whose plan has changed keeps its text."""
     rules, tz = {r.name: r for r in config.rules}, config.timezone
-    states = {s.id: s for s in await store.person_states({r.person_id for r in batch}, now)}
+    people = await store.person_states({r.person_id for r in batch}, now)
+    planned = {s.id: (s, planner.plans(s, config.rules, now, tz)) for s in people}
     fresh, rows = [], []
     for reminder in batch:
-        person, rule = states.get(reminder.person_id), rules.get(reminder.rule)
-        plans = (
-            [planner.plan(person, config.rules, now, tz),
-             *planner.occasions(person, config.rules, now, tz)]
-            if person and rule else []
-        )  # fmt: skip
-        plan = next(
-            (p for p in plans if (p.rule, p.kind, p.due_at) == (
-                reminder.rule, reminder.kind, reminder.due_at)),
-            None,
-        )  # fmt: skip
+        person, plans = planned.get(reminder.person_id, (None, []))
+        rule = rules.get(reminder.rule)
+        wanted = (reminder.rule, reminder.kind, reminder.due_at)
+        plan = next((p for p in plans if (p.rule, p.kind, p.due_at) == wanted), None)
         if person is None or rule is None or plan is None:
             fresh.append(reminder)
             continue

@@ -638,12 +638,7 @@ class Store:
         )
         seen_set = {tuple(row) for row in seen}
         items = [i for i in items if (i.message_id, i.who) not in seen_set]
-        before = await self._all_in(
-            "SELECT person_id FROM interactions"
-            " WHERE source = ? AND external_id IN ({}) AND person_id IS NOT NULL",
-            [i.external_id for i in items],
-            (source,),
-        )
+        before = await self._owners("interactions", source, [i.external_id for i in items])
         await self.db.executemany(
             "INSERT INTO interactions (source, external_id, person_id, who, who_key, at,"
             " direction, channel, note, message_id, replies_to)"
@@ -660,18 +655,13 @@ class Store:
                 for i in items
             ],
         )  # fmt: skip
-        touched = {p for p in resolved.values() if p} | {p for (p,) in before}
+        touched = {p for p in resolved.values() if p} | before
         await self._supersede_sent(touched)
         return touched
 
     async def _record_dates(self, source: str, dates: Sequence[KeyDate]) -> set[int]:
         resolved = await self._resolve_many({d.who for d in dates}, exact=True)
-        before = await self._all_in(
-            "SELECT person_id FROM dates"
-            " WHERE source = ? AND external_id IN ({}) AND person_id IS NOT NULL",
-            [d.external_id for d in dates],
-            (source,),
-        )
+        before = await self._owners("dates", source, [d.external_id for d in dates])
         await self.db.executemany(
             "INSERT INTO dates (source, external_id, person_id, who, who_key, kind, day)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -681,22 +671,27 @@ class Store:
             [(source, d.external_id, resolved[d.who], d.who, reference(d.who)[1], d.kind, d.day)
              for d in dates],
         )  # fmt: skip
-        return {p for p in resolved.values() if p} | {p for (p,) in before}
+        return {p for p in resolved.values() if p} | before
 
     async def _forget(self, source: str, external_ids: Sequence[str]) -> set[int]:
         touched: set[int] = set()
         for table in ("interactions", "dates"):
-            rows = await self._all_in(
-                f"SELECT person_id FROM {table} WHERE source = ? AND external_id IN ({{}})",
-                external_ids,
-                (source,),
-            )
+            touched |= await self._owners(table, source, external_ids)
             await self.db.executemany(
                 f"DELETE FROM {table} WHERE source = ? AND external_id = ?",
                 [(source, e) for e in external_ids],
             )
-            touched |= {p for (p,) in rows if p}
         return touched
+
+    async def _owners(self, table: str, source: str, external_ids: Sequence[str]) -> set[int]:
+        """The people what a source recorded under these ids (in `table`) belongs to."""
+        rows = await self._all_in(
+            f"SELECT person_id FROM {table} WHERE source = ? AND external_id IN ({{}})"
+            " AND person_id IS NOT NULL",
+            external_ids,
+            (source,),
+        )
+        return {p for (p,) in rows}
 
     async def unresolved(self) -> list[tuple[str, str, str]]:
         """Interactions whose person is not known yet: (source, who, at)."""

@@ -208,16 +208,15 @@ def _parse(
 async def _store(parsed: Parsed, files: Files, sink: Sink) -> None:
     """Record what the files hold now; forget what they held before and no file holds now."""
     before = {key: set(files.entries.get(key, {}).get("ids", ())) for key, _, _ in parsed}
-    for key, _, reading in parsed:
+    ids_now = {key: reading.ids for key, _, reading in parsed}
+    for key, ids in ids_now.items():
         files.owners.subtract(before[key])
-        files.owners.update(reading.ids)
+        files.owners.update(ids)
     gone = sorted({i for ids in before.values() for i in ids if files.owners[i] <= 0})
     for i in gone:
         del files.owners[i]
-    entries = {
-        key: ({"stamp": stamp, "ids": reading.ids} if stamp else None)
-        for key, stamp, reading in parsed
-    }
+    entries = {key: ({"stamp": stamp, "ids": ids_now[key]} if stamp else None)
+               for key, stamp, _ in parsed}  # fmt: skip
     await sink.record(
         [m for _, _, reading in parsed for m in reading.meetings],
         dates=[d for _, _, reading in parsed for d in reading.dates],
