@@ -14,15 +14,17 @@ which a test checks that nothing more arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +37,7 @@ import yaml
 
 from nurtured import plugins
 from nurtured.config import Config
+from nurtured.config import load as load_config
 from nurtured.store import Store
 
 # The real Dovecot and Radicale the IMAP and CalDAV tests talk to.
@@ -471,13 +474,8 @@ class Home:
     def close(self) -> None:
         for d in self._daemons:
             if d.alive:
-                assert d.proc is not None
-                d.proc.send_signal(signal.SIGTERM)
-                try:
-                    d.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    d.proc.kill()
-                    d.proc.wait()
+                with contextlib.suppress(AssertionError):  # killed if it would not stop
+                    d.stop(5)
 
 
 def nurtured(
@@ -527,6 +525,48 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
             raise AssertionError(f"not true within {timeout} s")
         await asyncio.sleep(0.02)
     return time.monotonic() - start
+
+
+def write_source_config(
+    folder: Path, entry: dict[str, Any], password: str, me: Sequence[str], rule: str
+) -> Config:
+    """config.yaml with one source and one rule, as a user writes it: the source's
+    password through `!secret` from a secrets.yaml beside it (unless the entry has a
+    `password_command`). Returns it loaded."""
+    source = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
+    if "password_command" not in entry:
+        source += "  password: !secret source_password\n"
+    (folder / "secrets.yaml").write_text(yaml.safe_dump({"source_password": password}))
+    (folder / "config.yaml").write_text(
+        f"timezone: {TIMEZONE}\n"
+        "state_dir: ./state\n"
+        f"me: {yaml.safe_dump(list(me), default_flow_style=True).strip()}\n"
+        f"sources:\n{textwrap.indent(source, '  ')}"
+        f"rules:\n  - {rule}\n"
+    )
+    return load_config(folder / "config.yaml")
+
+
+@pytest.fixture
+def me() -> tuple[str, ...]:
+    """The user's own addresses for sources started by `running` (a module may override)."""
+    return ()
+
+
+@pytest.fixture
+async def running(store: Store, me: tuple[str, ...]) -> AsyncIterator[Any]:
+    """`await running(domain, **options)`: a source running on the module's `store`,
+    after its first read; all are stopped at teardown."""
+    started: list[RunningSource] = []
+
+    async def start(domain: str, **options: Any) -> RunningSource:
+        source = await RunningSource(store, domain, options, me).started()
+        started.append(source)
+        return source
+
+    yield start
+    for source in started:
+        await source.stop()
 
 
 class RunningSource:

@@ -10,15 +10,13 @@ timelines, and the source's health.
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
-from conftest import SupervisedSource, eventually
+from conftest import SupervisedSource, eventually, write_source_config
 
 from nurtured import config
 from nurtured.model import Card
@@ -96,19 +94,7 @@ def write_config(
 ) -> config.Config:
     """Write config.yaml (and secrets.yaml) for this server; returns it loaded."""
     entry = {"plugin": "caldav", "url": server.url, "username": "alice", **options}
-    source = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
-    if "password_command" not in options:
-        source += "  password: !secret caldav_password\n"
-    (tmp_path / "secrets.yaml").write_text(yaml.safe_dump({"caldav_password": password}))
-    (tmp_path / "config.yaml").write_text(
-        "timezone: Europe/Lisbon\n"
-        "state_dir: ./state\n"
-        f"me: [{ME}]\n"
-        f"sources:\n{textwrap.indent(source, '  ')}"
-        "rules:\n"
-        "  - {name: all, every: 30d}\n"
-    )
-    return config.load(tmp_path / "config.yaml")
+    return write_source_config(tmp_path, entry, password, [ME], "{name: all, every: 30d}")
 
 
 @pytest.fixture

@@ -73,17 +73,8 @@ async def store(tmp_path):
 
 
 @pytest.fixture
-async def running(store):
-    started: list[RunningSource] = []
-
-    async def start(**options: Any) -> RunningSource:
-        source = await RunningSource(store, "ics", options, ME).started()
-        started.append(source)
-        return source
-
-    yield start
-    for source in started:
-        await source.stop()
+def me() -> tuple[str, ...]:
+    return ME
 
 
 async def meetings(store: Store, name: str) -> list[tuple[str, str]]:
@@ -111,7 +102,7 @@ async def test_a_vdir_folder_is_read_and_watched(tmp_path, store, running, caplo
     (vdir / "broken.ics").write_text("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:cut")
     (vdir / "notes.txt").write_text("not a calendar")
     with caplog.at_level(logging.WARNING):
-        source = await running(path=vdir)
+        source = await running("ics", path=vdir)
     assert await meetings(store, "Ana Lima") == [(iso(past), "Kick-off")]
     assert await meetings(store, "Bo Berg") == [(iso(later), "Lunch with Bo Berg")]
     assert ("ics:test", "Zé Ninguém", iso(past)) in await store.unresolved()
@@ -142,7 +133,7 @@ async def test_one_ics_file_an_event_removed_from_it_is_removed(tmp_path, store,
         ics(event("e1", first, "One", organizer), event("e2", second, "Two", organizer))
     )
     (tmp_path / "other.ics").write_text(with_ana("o", first))  # beside it, not read
-    await running(path=file)
+    await running("ics", path=file)
     assert await meetings(store, "Bo Berg") == [(iso(first), "One"), (iso(second), "Two")]
     assert await meetings(store, "Ana Lima") == []
     file.write_text(ics(event("e2", second, "Two", organizer)))
@@ -156,7 +147,7 @@ async def test_a_weekly_series_counts_each_occurrence_in_the_window(tmp_path, st
     file.write_text(
         ics(event("s", begin, "1:1", "RRULE:FREQ=WEEKLY", "ATTENDEE:mailto:ana@example.org"))
     )
-    await running(path=file)
+    await running("ics", path=file)
     found = await meetings(store, "Ana Lima")
     # four weeks back to now, and about 60 days ahead: never an endless expansion
     assert len(found) in (4 + 8, 4 + 9)
@@ -207,7 +198,7 @@ async def test_a_birthday_calendar_gives_birthdays_to_people_who_have_a_card(
         birthday("ana", "19900415", "🎂 Ana Lima (1990)", "X-NEXTCLOUD-BC-YEAR:1990"), "utf-8"
     )
     (vdir / "zoe.ics").write_text(birthday("zoe", "19700701", "🎂 Zoé Nobody"), "utf-8")
-    await running(path=vdir)
+    await running("ics", path=vdir)
 
     [ana] = await store.find_people("Ana Lima")
     [bo] = await store.find_people("Bo Berg")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,8 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
-from conftest import SupervisedSource, eventually
+from conftest import SupervisedSource, eventually, write_source_config
 
 from nurtured import config
 from nurtured.model import Card
@@ -81,19 +79,8 @@ def write_config(tmp_path: Path, imap_server: ImapServer) -> Callable[..., confi
             "username": imap_server.username,
             **options,
         }
-        source = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
-        if "password_command" not in options:
-            source += "  password: !secret imap_password\n"
-        (tmp_path / "secrets.yaml").write_text(yaml.safe_dump({"imap_password": password}))
-        (tmp_path / "config.yaml").write_text(
-            "timezone: Europe/Lisbon\n"
-            "state_dir: ./state\n"
-            f"me: [{ME}, '*@me.example']\n"
-            f"sources:\n{textwrap.indent(source, '  ')}"
-            "rules:\n"
-            "  - {name: all, every: 30d, answer_window: 7d, pull_back: {after: 2, pause: 8w}}\n"
-        )
-        return config.load(tmp_path / "config.yaml")
+        rule = "{name: all, every: 30d, answer_window: 7d, pull_back: {after: 2, pause: 8w}}"
+        return write_source_config(tmp_path, entry, password, [ME, "*@me.example"], rule)
 
     return write
 

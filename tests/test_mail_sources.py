@@ -77,17 +77,8 @@ async def store(tmp_path):
 
 
 @pytest.fixture
-async def running(store):
-    started: list[RunningSource] = []
-
-    async def start(domain: str, **options) -> RunningSource:
-        source = await RunningSource(store, domain, options, ME).started()
-        started.append(source)
-        return source
-
-    yield start
-    for source in started:
-        await source.stop()
+def me() -> tuple[str, ...]:
+    return ME
 
 
 async def timeline(store: Store, name: str) -> list[dict]:

@@ -31,20 +31,6 @@ async def store(tmp_path):
     await store.close()
 
 
-@pytest.fixture
-async def running(store):
-    started: list[RunningSource] = []
-
-    async def start(domain: str, **options) -> RunningSource:
-        source = await RunningSource(store, domain, options).started()
-        started.append(source)
-        return source
-
-    yield start
-    for source in started:
-        await source.stop()
-
-
 # -- vcard ---------------------------------------------------------------------------------
 
 
