@@ -49,11 +49,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nurtured import plugins
+from harness import start_source
+
 from nurtured.model import Card
 from nurtured.store import Store
 
@@ -179,17 +179,9 @@ async def child(domain: str, state: Path, options: dict[str, Any], target: str) 
     store = await Store.open(state)
     cards = [Card(uid=f"p{i}", name=name(i), emails=(email(i),)) for i in range(PEOPLE)]
     await store.upsert_cards("book", cards, {})
-    ready = asyncio.Event()
-
-    async def changed(people: set[int]) -> None:
-        pass
-
-    sink = plugins.Sink(f"{domain}:bench", store, ZoneInfo("UTC"), changed, ready.set, ME)
-    manifest = plugins.find(domain, Path("."))
-    assert manifest is not None
-    seen = watch_sync(plugins.load(manifest)) if domain == "caldav" else []
+    seen = watch_sync() if domain == "caldav" else []
     start = time.perf_counter()
-    task = asyncio.create_task(plugins.load(manifest).run(options, sink))
+    task, ready = start_source(store, domain, options, ME)
     result: dict[str, Any] = {}
     db = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
     try:
@@ -242,11 +234,13 @@ async def child(domain: str, state: Path, options: dict[str, Any], target: str) 
     return result
 
 
-def watch_sync(module: Any) -> list[float]:
+def watch_sync() -> list[float]:
     """When the caldav source's sync reports asked the server returned with the
     changed event in them: a changed event is "seen" then."""
+    from nurtured_plugins.caldav import webdav
+
     seen: list[float] = []
-    client = module.webdav.Client
+    client = webdav.Client
     sync = client.sync
 
     async def timed(self: Any, href: str, token: str) -> Any:

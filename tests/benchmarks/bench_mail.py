@@ -39,9 +39,9 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from nurtured import plugins
+from harness import start_source
+
 from nurtured.model import Card
 from nurtured.store import Store
 
@@ -142,16 +142,8 @@ def generate(root: Path, n: int, layout: str, seed: int) -> tuple[Path, int]:
 async def read(state: Path, domain: str, path: Path) -> float:
     """The plugin's run() until it calls sink.ready(): seconds."""
     store = await Store.open(state)
-    ready = asyncio.Event()
-
-    async def changed(people: set[int]) -> None:
-        pass
-
-    sink = plugins.Sink(f"{domain}:bench", store, ZoneInfo("UTC"), changed, ready.set, ME)
-    manifest = plugins.find(domain, Path("."))
-    assert manifest is not None
     start = time.perf_counter()
-    task = asyncio.create_task(plugins.load(manifest).run({"path": path}, sink))
+    task, ready = start_source(store, domain, {"path": path}, ME)
     try:
         await asyncio.wait_for(ready.wait(), 3600)
         return time.perf_counter() - start
@@ -164,15 +156,7 @@ async def read(state: Path, domain: str, path: Path) -> float:
 async def reflected(state: Path, domain: str, path: Path, rounds: int) -> list[float]:
     """A new message until its interaction is stored, while the plugin runs: seconds."""
     store = await Store.open(state)
-    ready = asyncio.Event()
-
-    async def changed(people: set[int]) -> None:
-        pass
-
-    sink = plugins.Sink(f"{domain}:bench", store, ZoneInfo("UTC"), changed, ready.set, ME)
-    manifest = plugins.find(domain, Path("."))
-    assert manifest is not None
-    task = asyncio.create_task(plugins.load(manifest).run({"path": path}, sink))
+    task, ready = start_source(store, domain, {"path": path}, ME)
     times = []
     db = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)  # as the CLI would look
     try:
